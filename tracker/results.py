@@ -1,0 +1,424 @@
+"""Tracked results for a whole video, kept compact.
+
+A :class:`ResultStore` holds, per ``(frame, object)``, the mask as a COCO *compressed* RLE
+(``pycocotools.mask.encode`` of the Fortran-ordered ``uint8`` mask), SAM 2's object score and a
+few statistics computed once at :meth:`ResultStore.put` time (area, tight box, centroid), so
+trajectories, flags and the COCO / MOT writers never have to decode a mask. A typical 720p
+object costs a few hundred bytes per frame, so a 10-minute 30 fps video (18 000 frames) stays
+in the low megabytes.
+
+Conventions (see :mod:`tracker.types`):
+
+* frames are 0-based indices into the working video, ``0 <= frame < num_frames``;
+* masks are ``H×W`` bool at working resolution (``height × width`` of the store);
+* ``box`` is ``xyxy`` with pixel edges (``x1`` = last column + 1), as :func:`tracker.types.mask_box`;
+* ``centroid`` is ``(cx, cy)`` = the mean *column index* and mean *row index* of the mask's
+  pixels: a single pixel at column 3, row 5 has centroid ``(3.0, 5.0)``. Add 0.5 for the
+  geometric centre in pixel-edge coordinates;
+* an object whose mask is empty on a frame is stored (area 0, ``box`` and ``centroid`` None):
+  "tracked but not visible" differs from "not tracked on this frame".
+
+A frame is in the store once it has been :meth:`~ResultStore.put` (even with no objects) until
+:meth:`~ResultStore.drop_frames` removes it. Every method takes the store's lock, so one store
+can be shared by a tracking thread and a rendering/exporting thread.
+
+The file written by :meth:`ResultStore.save` is JSON lines (gzip-compressed when the name ends
+in ``.gz``): a header line ``{"format": "tvt-results", "version": 1, "width", "height",
+"num_frames"}`` then one line per frame ``{"frame": f, "objects": [{"id", "score", "area",
+"box", "centroid", "counts"}]}`` where ``counts`` is the RLE counts string. Loading restores the
+store exactly (masks, scores and statistics) without decoding any mask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from .errors import ProjectError
+from .types import Box, FrameResult, Point
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FORMAT = "tvt-results"
+RESULTS_VERSION = 1
+
+# Rough cost of one entry besides its counts bytes: the _Entry object, its tuples, floats and
+# the dict slot that holds it (measured with sys.getsizeof on CPython 3.11, rounded up).
+_ENTRY_OVERHEAD = 360
+_FRAME_OVERHEAD = 250
+
+
+@dataclass(frozen=True)
+class MaskStats:
+    """Cheap statistics of one object's mask on one frame.
+
+    ``area`` in pixels; ``box`` ``xyxy`` (pixel edges) and ``centroid`` ``(cx, cy)`` (mean
+    column / row index) are None when the mask is empty; ``score`` is SAM 2's presence score.
+    """
+
+    area: int
+    box: Box | None
+    centroid: Point | None
+    score: float
+
+    @property
+    def visible(self) -> bool:
+        return self.area > 0
+
+
+@dataclass(frozen=True)
+class _Entry:
+    counts: bytes
+    stats: MaskStats
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """COCO compressed RLE of an ``H×W`` bool mask: ``{"size": [h, w], "counts": bytes}``."""
+    if mask.ndim != 2:
+        raise ValueError(f"expected an H×W mask, got shape {mask.shape}")
+    fortran = np.asfortranarray(mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8))
+    return mask_utils.encode(fortran)
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """``H×W`` bool mask of a COCO RLE (compressed ``counts`` as str or bytes)."""
+    return mask_utils.decode(rle).astype(bool)
+
+
+def mask_stats(mask: np.ndarray, rle: dict, score: float) -> MaskStats:
+    """Area, box and centroid of ``mask`` (whose RLE is ``rle``); the box comes from the RLE."""
+    area = int(mask_utils.area(rle))
+    if area == 0:
+        return MaskStats(0, None, None, score)
+    x, y, w, h = (int(v) for v in mask_utils.toBbox(rle))
+    # Only the box is scanned, so small objects on big frames stay cheap.
+    crop = mask[y : y + h, x : x + w]
+    column_counts = np.count_nonzero(crop, axis=0)
+    row_counts = np.count_nonzero(crop, axis=1)
+    cx = float(column_counts @ np.arange(x, x + w, dtype=np.float64)) / area
+    cy = float(row_counts @ np.arange(y, y + h, dtype=np.float64)) / area
+    return MaskStats(area, (float(x), float(y), float(x + w), float(y + h)), (cx, cy), score)
+
+
+class ResultStore:
+    """Per-frame, per-object tracked masks for one video, stored as compressed RLE.
+
+    ``width``/``height`` are the working-video size every mask must have; ``num_frames`` bounds
+    the frame indices. See the module docstring for the conventions and the file format.
+    """
+
+    def __init__(self, width: int, height: int, num_frames: int) -> None:
+        if width < 1 or height < 1 or num_frames < 0:
+            raise ValueError(f"bad ResultStore size {width}×{height}, {num_frames} frames")
+        self.width = int(width)
+        self.height = int(height)
+        self.num_frames = int(num_frames)
+        self._frames: dict[int, dict[int, _Entry]] = {}
+        self._lock = threading.RLock()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def put(self, result: FrameResult) -> None:
+        """Store ``result``: replaces this frame's entries for the objects in it, keeps the others."""
+        if (result.height, result.width) != (self.height, self.width):
+            raise ValueError(
+                f"FrameResult is {result.width}×{result.height} but the store holds {self.width}×{self.height} masks"
+            )
+        self._check_frame(result.frame_idx)
+        entries = {}
+        for object_id, mask, score in zip(result.object_ids, result.masks, result.scores):
+            rle = encode_mask(mask)
+            stats = mask_stats(mask, rle, float(np.float32(score)))
+            entries[int(object_id)] = _Entry(rle["counts"], stats)
+        with self._lock:
+            self._frames.setdefault(int(result.frame_idx), {}).update(entries)
+
+    def put_rle(self, frame_idx: int, object_id: int, rle: dict, score: float = 1.0) -> None:
+        """Store one object's mask given as a COCO RLE (compressed or not) on ``frame_idx``."""
+        self._check_frame(frame_idx)
+        if list(rle.get("size", ())) != [self.height, self.width]:
+            raise ValueError(f"RLE size {rle.get('size')} is not [{self.height}, {self.width}]")
+        if not isinstance(rle["counts"], (bytes, str)):
+            rle = mask_utils.frPyObjects(rle, self.height, self.width)
+        counts = rle["counts"].encode("ascii") if isinstance(rle["counts"], str) else rle["counts"]
+        rle = {"size": [self.height, self.width], "counts": counts}
+        stats = mask_stats(decode_rle(rle), rle, float(np.float32(score)))
+        with self._lock:
+            self._frames.setdefault(int(frame_idx), {})[int(object_id)] = _Entry(counts, stats)
+
+    def remove_object(self, object_id: int) -> int:
+        """Forget ``object_id`` on every frame; returns how many entries went."""
+        removed = 0
+        with self._lock:
+            for entries in self._frames.values():
+                if entries.pop(int(object_id), None) is not None:
+                    removed += 1
+        return removed
+
+    def drop_frames(self, frames: Iterable[int]) -> int:
+        """Forget whole frames (e.g. before re-tracking them); returns how many were stored."""
+        dropped = 0
+        with self._lock:
+            for frame_idx in frames:
+                if self._frames.pop(int(frame_idx), None) is not None:
+                    dropped += 1
+        return dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, frame_idx: int) -> FrameResult | None:
+        """The decoded frame (object ids ascending), or None if the frame was never stored."""
+        with self._lock:
+            entries = self._frames.get(int(frame_idx))
+            if entries is None:
+                return None
+            items = sorted(entries.items())
+        object_ids = tuple(object_id for object_id, _ in items)
+        if not items:
+            masks = np.zeros((0, self.height, self.width), dtype=bool)
+        else:
+            rles = [self._rle(entry) for _, entry in items]
+            # decode gives H×W×N Fortran order; moving N first keeps each mask contiguous-ish
+            masks = np.ascontiguousarray(np.moveaxis(mask_utils.decode(rles), -1, 0)).view(bool)
+        scores = np.array([entry.stats.score for _, entry in items], dtype=np.float32)
+        return FrameResult(int(frame_idx), object_ids, masks, scores)
+
+    def mask(self, frame_idx: int, object_id: int) -> np.ndarray | None:
+        """``H×W`` bool mask of one object on one frame, or None when not stored."""
+        rle = self.rle(frame_idx, object_id)
+        return None if rle is None else decode_rle(rle)
+
+    def rle(self, frame_idx: int, object_id: int) -> dict | None:
+        """The stored COCO RLE ``{"size": [h, w], "counts": bytes}`` without decoding, or None."""
+        entry = self._entry(frame_idx, object_id)
+        return None if entry is None else self._rle(entry)
+
+    def stats(self, frame_idx: int, object_id: int) -> MaskStats | None:
+        entry = self._entry(frame_idx, object_id)
+        return None if entry is None else entry.stats
+
+    def frames(self) -> list[int]:
+        """Stored frame indices, ascending."""
+        with self._lock:
+            return sorted(self._frames)
+
+    def objects_on(self, frame_idx: int) -> list[int]:
+        """Object ids stored on ``frame_idx``, ascending (empty if the frame is not stored)."""
+        with self._lock:
+            return sorted(self._frames.get(int(frame_idx), ()))
+
+    @property
+    def object_ids(self) -> list[int]:
+        """Every object id stored on any frame, ascending."""
+        with self._lock:
+            ids: set[int] = set()
+            for entries in self._frames.values():
+                ids.update(entries)
+        return sorted(ids)
+
+    def items(self) -> Iterator[tuple[int, int, dict, MaskStats]]:
+        """``(frame, object_id, rle, stats)`` in frame then object order, from a snapshot."""
+        with self._lock:
+            snapshot = sorted(
+                (frame_idx, object_id, entry)
+                for frame_idx, entries in self._frames.items()
+                for object_id, entry in entries.items()
+            )
+        for frame_idx, object_id, entry in snapshot:
+            yield frame_idx, object_id, self._rle(entry), entry.stats
+
+    def __len__(self) -> int:
+        """Number of stored frames."""
+        with self._lock:
+            return len(self._frames)
+
+    def __contains__(self, frame_idx: object) -> bool:
+        with self._lock:
+            return frame_idx in self._frames
+
+    def nbytes(self) -> int:
+        """Approximate memory held by the stored results, in bytes."""
+        with self._lock:
+            total = len(self._frames) * _FRAME_OVERHEAD
+            for entries in self._frames.values():
+                for entry in entries.values():
+                    total += len(entry.counts) + _ENTRY_OVERHEAD
+        return total
+
+    def copy(self) -> ResultStore:
+        """An independent store with the same entries (entries are immutable, so this is cheap)."""
+        other = ResultStore(self.width, self.height, self.num_frames)
+        with self._lock:
+            other._frames = {frame_idx: dict(entries) for frame_idx, entries in self._frames.items()}
+        return other
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResultStore):
+            return NotImplemented
+        if (self.width, self.height, self.num_frames) != (other.width, other.height, other.num_frames):
+            return False
+        with self._lock:
+            mine = {f: dict(e) for f, e in self._frames.items()}
+        with other._lock:
+            theirs = {f: dict(e) for f, e in other._frames.items()}
+        return mine == theirs
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return (
+            f"ResultStore({self.width}×{self.height}, {len(self)}/{self.num_frames} frames, "
+            f"objects={self.object_ids}, ~{self.nbytes() / 1e6:.2f} MB)"
+        )
+
+    # -- files -----------------------------------------------------------------------------
+
+    def dump(self, stream: IO[str]) -> None:
+        """Write the JSON-lines form (see module docstring) to a text stream."""
+        header = {
+            "format": RESULTS_FORMAT,
+            "version": RESULTS_VERSION,
+            "width": self.width,
+            "height": self.height,
+            "num_frames": self.num_frames,
+        }
+        stream.write(json.dumps(header) + "\n")
+        with self._lock:
+            snapshot = sorted((f, sorted(e.items())) for f, e in self._frames.items())
+        for frame_idx, entries in snapshot:
+            objects = [
+                {
+                    "id": object_id,
+                    "score": entry.stats.score,
+                    "area": entry.stats.area,
+                    "box": entry.stats.box,
+                    "centroid": entry.stats.centroid,
+                    "counts": entry.counts.decode("ascii"),
+                }
+                for object_id, entry in entries
+            ]
+            stream.write(json.dumps({"frame": frame_idx, "objects": objects}, separators=(",", ":")) + "\n")
+
+    @classmethod
+    def read(cls, stream: IO[str], source: str = "results") -> ResultStore:
+        """Parse what :meth:`dump` wrote; a malformed stream raises :class:`ProjectError`."""
+        line_no = 1
+        try:
+            header = json.loads(stream.readline())
+            if not isinstance(header, dict) or header.get("format") != RESULTS_FORMAT:
+                raise ProjectError(f"{source} is not a tracked-results file (no '{RESULTS_FORMAT}' header).")
+            if int(header.get("version", 0)) > RESULTS_VERSION:
+                raise ProjectError(
+                    f"{source} was written by a newer version of the tracker (results format "
+                    f"{header['version']}, this one reads up to {RESULTS_VERSION}); update the tracker."
+                )
+            store = cls(int(header["width"]), int(header["height"]), int(header["num_frames"]))
+            frames: dict[int, dict[int, _Entry]] = {}
+            for line_no, line in enumerate(stream, start=2):
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                frame_idx = store._check_frame(int(record["frame"]))
+                entries = frames.setdefault(frame_idx, {})
+                for obj in record["objects"]:
+                    box = obj["box"]
+                    centroid = obj["centroid"]
+                    stats = MaskStats(
+                        int(obj["area"]),
+                        None if box is None else tuple(float(v) for v in box),
+                        None if centroid is None else tuple(float(v) for v in centroid),
+                        float(obj["score"]),
+                    )
+                    entries[int(obj["id"])] = _Entry(obj["counts"].encode("ascii"), stats)
+        except ProjectError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, EOFError, OSError) as exc:
+            raise ProjectError(
+                f"{source} is corrupt (line {line_no}: {type(exc).__name__}: {exc}); track the video again."
+            ) from exc
+        store._frames = frames
+        return store
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the store to ``path`` atomically (gzip when the name ends in ``.gz``)."""
+        path = Path(path)
+        with atomic_write(path, "wb") as raw:
+            if path.suffix == ".gz":
+                with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped:
+                    with io.TextIOWrapper(zipped, encoding="ascii") as text:
+                        self.dump(text)
+            else:
+                text = io.TextIOWrapper(raw, encoding="ascii")
+                self.dump(text)
+                text.flush()
+                text.detach()  # leave ``raw`` open for atomic_write to fsync and close
+        logger.debug("saved %d frames of results to %s", len(self), path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ResultStore:
+        """Read a file written by :meth:`save`; a missing or corrupt file raises :class:`ProjectError`."""
+        path = Path(path)
+        try:
+            if path.suffix == ".gz":
+                with gzip.open(path, "rt", encoding="ascii") as text:
+                    return cls.read(text, source=path.name)
+            with open(path, encoding="ascii") as text:
+                return cls.read(text, source=path.name)
+        except FileNotFoundError as exc:
+            raise ProjectError(f"The results file {path.name} does not exist.") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProjectError(f"The results file {path.name} is unreadable ({exc}).") from exc
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _check_frame(self, frame_idx: int) -> int:
+        if not 0 <= int(frame_idx) < self.num_frames:
+            raise ValueError(f"frame {frame_idx} is outside 0..{self.num_frames - 1}")
+        return int(frame_idx)
+
+    def _entry(self, frame_idx: int, object_id: int) -> _Entry | None:
+        with self._lock:
+            return self._frames.get(int(frame_idx), {}).get(int(object_id))
+
+    def _rle(self, entry: _Entry) -> dict:
+        return {"size": [self.height, self.width], "counts": entry.counts}
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = None) -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success ``os.replace`` it onto ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are ordinary user files
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise

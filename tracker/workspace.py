@@ -1,0 +1,727 @@
+"""One person's work on one video: the object the CLI and the web app both drive.
+
+A :class:`Workspace` owns the decoded video, the ranked candidates, the tracking session, the
+compact per-frame results and the edit history. Long operations are generators of progress
+events so a caller can stream them (the web app) or print them (the CLI); each takes a
+``cancel`` :class:`threading.Event` checked between frames and keeps what was done before the
+stop. All methods are safe to call from several threads (one lock per workspace); models are
+shared between workspaces through a :class:`tracker.models.ModelHub`, whose per-model lock is
+held around model work.
+
+Every edit (a click, a box, a brushed mask, an accepted candidate, removing or renaming an
+object) is recorded in order. Undo and redo rebuild SAM 2's state by replaying that record,
+which is also what a project file stores, so reopening a project reproduces the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import Cancelled, InputError, TrackerError
+from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    """Everything that shapes a run; stored in the manifest / project file.
+
+    ``None`` means "the preset's value for this device" (see :mod:`tracker.devices`).
+    """
+
+    preset: str | None = None  # key of tracker.devices.PRESETS; None = default for the device
+    sam2_model: str | None = None  # key of tracker.registry.SAM2_MODELS
+    image_size: int | None = None  # SAM 2 processing size (multiple of 32)
+    clip_model: str = "ViT-B-32/laion2b_s34b_b79k"  # key of tracker.registry.CLIP_MODELS
+    mask_generator: str = "points"  # candidate proposer: "points" | "sam2-auto" | "sam1-auto"
+    sam1_model: str = "vit_b"
+    device: str = "auto"
+    random_weights: bool = False
+    max_size: int | None = None  # longest side of the working video
+    start_time: float | None = None
+    end_time: float | None = None
+    stride: int | None = None  # rank every Nth frame; None = from the preset (about 2 a second)
+    top_frames: int | None = None  # frames that get masks
+    points_per_side: int | None = None  # automatic mask generator grid
+    threshold: float = 20.0  # minimum candidate score (100·cos)
+    take_best: bool = False  # use the best candidates even when none reaches the threshold
+    max_objects: int = 1
+    overlap_iou: float = 0.5  # same-frame candidates overlapping more than this are one instance
+    bf16: bool | None = None  # autocast; None = where it helps
+    checkpoints_dir: Path | None = None
+    sam2_checkpoint: Path | None = None
+    clip_checkpoint: Path | None = None
+    offline: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, Path):
+                out[key] = str(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("checkpoints_dir", "sam2_checkpoint", "clip_checkpoint"):
+            if values.get(key):
+                values[key] = Path(values[key])
+        return cls(**values)
+
+
+@dataclass
+class FindEvent:
+    """Progress of :meth:`Workspace.find_candidates`."""
+
+    stage: str  # "decode" | "rank" | "masks" | "score" | "done"
+    progress: float  # 0..1 over the whole find
+    message: str
+    candidates: list[Candidate] = field(default_factory=list)  # all so far, best first
+    new_frame: int | None = None  # frame whose candidates just arrived
+
+
+@dataclass
+class TrackEvent:
+    """One propagated frame of :meth:`Workspace.track`."""
+
+    result: FrameResult
+    overlay: np.ndarray  # H×W×3 uint8, the frame with masks, ids and trails drawn
+    done: int  # frames finished so far
+    total: int  # frames this run will produce
+    eta_seconds: float | None
+    direction: str = "forward"
+
+
+@dataclass
+class Edit:
+    """One recorded change; replaying the list rebuilds the state."""
+
+    kind: str  # "object" | "prompt" | "clear" | "remove" | "rename"
+    object_id: int
+    frame_idx: int | None = None
+    prompt: FramePrompt | None = None
+    name: str | None = None
+    color: tuple[int, int, int] | None = None
+
+
+class Workspace:
+    """See the module docstring. Build with :meth:`open`."""
+
+    def __init__(self, info: VideoInfo, reader, hub, settings: Settings, workdir: Path) -> None:
+        from .devices import autocast as autocast_context
+        from .devices import pick_device
+        from .results import ResultStore
+
+        self.info = info
+        self.reader = reader
+        self.hub = hub
+        self.settings = settings
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.device = pick_device(settings.device)
+        self._autocast = autocast_context
+        self.objects: dict[int, TrackedObject] = {}
+        self.candidates: list[Candidate] = []
+        self.prompt_text = ""
+        self.negative_text: str | None = None
+        self.store = ResultStore(info.width, info.height, info.num_frames)
+        self._lock = threading.RLock()
+        self._session = None
+        self._history: list[Edit] = []
+        self._redo: list[Edit] = []
+        self._prompts: dict[tuple[int, int], FramePrompt] = {}  # (object_id, frame) → current prompt
+        self._prompt_results: dict[int, FrameResult] = {}  # frame → masks after the last edit there
+        self._stale_objects: set[int] = set()  # edited since last tracked
+        self.last_overlay: Path | None = None
+        self.cancel_event = threading.Event()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, video: Path, hub, settings: Settings, workdir: Path) -> Workspace:
+        """Probe and open ``video`` with ``settings`` resolved for the device.
+
+        ``workdir`` is this workspace's private folder (overlay, exports).
+        """
+        from .video import VideoReader, probe
+
+        settings = resolve_settings(settings)
+        info = probe(Path(video), max_size=settings.max_size, start=settings.start_time, end=settings.end_time)
+        reader = VideoReader(info)
+        logger.info(
+            "opened %s: %d frames, %.2f fps, %dx%d (source %dx%d, rotation %d)",
+            Path(video).name, info.num_frames, info.fps, info.width, info.height,
+            info.source_width, info.source_height, info.rotation,
+        )
+        return cls(info, reader, hub, settings, workdir)
+
+    def close(self) -> None:
+        with self._lock:
+            self.cancel_event.set()
+            self._session = None
+            try:
+                self.reader.close()
+            except Exception:  # closing must never mask the real error
+                logger.debug("reader close failed", exc_info=True)
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ models
+    def _sam2(self):
+        s = self.settings
+        return self.hub.sam2(
+            s.sam2_model, image_size=s.image_size, device=self.device, random_weights=s.random_weights,
+            checkpoint=s.sam2_checkpoint, checkpoints_dir=s.checkpoints_dir, offline=s.offline,
+        )
+
+    def _clip(self):
+        s = self.settings
+        return self.hub.clip(
+            s.clip_model, device=self.device, random_weights=s.random_weights,
+            checkpoint=s.clip_checkpoint, checkpoints_dir=s.checkpoints_dir, offline=s.offline,
+        )
+
+    def _model_lock(self, model) -> threading.Lock:
+        return self.hub.lock_for(model)
+
+    def _autocast_ctx(self):
+        return self._autocast(self.device, enabled=self.settings.bf16)
+
+    @property
+    def session(self):
+        """The tracking session, built on first use (building loads SAM 2)."""
+        with self._lock:
+            if self._session is None:
+                from .session import TrackingSession
+
+                predictor = self._sam2()
+                self._session = TrackingSession(
+                    predictor, self.reader,
+                    offload_state=self.device.type == "cuda" and self.info.num_frames > 600,
+                    autocast=self._autocast_ctx,
+                    lock=self._model_lock(predictor),
+                )
+            return self._session
+
+    # ------------------------------------------------------------------ frames
+    def frame(self, frame_idx: int) -> np.ndarray:
+        """Working-resolution RGB frame ``frame_idx`` (H×W×3 uint8)."""
+        return self.reader.get(self.info.check_frame(int(frame_idx)))
+
+    # ------------------------------------------------------------------ candidates
+    def find_candidates(
+        self, prompt: str, negative_prompt: str | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[FindEvent]:
+        """Rank frames against ``prompt`` and propose masks; yields progress, then candidates.
+
+        The first frame's candidates are yielded as soon as they exist. With random weights the
+        best candidates are kept regardless of the threshold (their scores are noise).
+        """
+        from .candidates import CandidateFinder, check_prompt
+
+        prompt = check_prompt(prompt)
+        negative_prompt = (negative_prompt or "").strip() or None
+        cancel = cancel or self.cancel_event
+        cancel.clear()
+        s = self.settings
+        yield FindEvent("load", 0.0, "Loading models…")
+        clip = self._clip()
+        predictor = self._sam2()
+        finder = CandidateFinder(
+            clip, predictor,
+            proposer=s.mask_generator, points_per_side=s.points_per_side, stride=s.stride,
+            top_frames=s.top_frames, threshold=s.threshold, overlap_iou=s.overlap_iou,
+            random_weights=s.random_weights, take_best=s.take_best,
+            model_lock=self._model_lock(predictor), autocast=self._autocast_ctx,
+            sam1=(lambda: self.hub.sam1(s.sam1_model, device=self.device, random_weights=s.random_weights,
+                                        checkpoints_dir=s.checkpoints_dir, offline=s.offline)),
+        )
+        found: list[Candidate] = []
+        for event in finder.find(self.reader, prompt, negative_prompt, cancel=cancel):
+            if event.candidates is not None:
+                found = list(event.candidates)
+                with self._lock:
+                    self.candidates = found
+            yield FindEvent(event.stage, event.progress, event.message, found, event.new_frame)
+        with self._lock:
+            self.prompt_text = prompt
+            self.negative_text = negative_prompt
+            self.candidates = found
+
+    # ------------------------------------------------------------------ objects and prompts
+    def add_object(self, name: str | None = None, color: tuple[int, int, int] | None = None) -> TrackedObject:
+        with self._lock:
+            object_id = max(self.objects, default=0) + 1
+            obj = TrackedObject(object_id, (name or "").strip() or f"object {object_id}", color or color_for(object_id))
+            self._record(Edit("object", object_id, name=obj.name, color=obj.color))
+            return obj
+
+    def accept_candidate(self, index: int, object_id: int | None = None) -> FrameResult:
+        """Start (or restart) an object from candidate ``index``: its mask becomes the prompt."""
+        with self._lock:
+            if not 0 <= index < len(self.candidates):
+                raise InputError(f"There is no candidate {index + 1}; pick one from the list.")
+            candidate = self.candidates[index]
+            if object_id is None:
+                default_name = self.prompt_text or None
+                if default_name and any(o.name == default_name for o in self.objects.values()):
+                    default_name = f"{default_name} {len(self.objects) + 1}"
+                object_id = self.add_object(default_name).object_id
+            return self._apply_prompt(
+                FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()), fresh=True
+            )
+
+    def add_click(self, object_id: int, frame_idx: int, x: float, y: float, positive: bool = True) -> FrameResult:
+        """Add a positive (the object) or negative (not the object) click; returns that frame's masks."""
+        with self._lock:
+            self._check_object(object_id)
+            self.info.check_frame(frame_idx)
+            current = self._prompts.get((object_id, frame_idx))
+            points = list(current.points) if current and current.mask is None else []
+            labels = list(current.labels) if current and current.mask is None else []
+            box = current.box if current and current.mask is None else None
+            points.append((float(x), float(y)))
+            labels.append(1 if positive else 0)
+            return self._apply_prompt(FramePrompt(object_id, frame_idx, points, labels, box=box))
+
+    def set_box(self, object_id: int, frame_idx: int, box: Box) -> FrameResult:
+        with self._lock:
+            self._check_object(object_id)
+            self.info.check_frame(frame_idx)
+            x0, y0, x1, y1 = (float(v) for v in box)
+            box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+            current = self._prompts.get((object_id, frame_idx))
+            points = list(current.points) if current and current.mask is None else []
+            labels = list(current.labels) if current and current.mask is None else []
+            return self._apply_prompt(FramePrompt(object_id, frame_idx, points, labels, box=box))
+
+    def set_mask(self, object_id: int, frame_idx: int, mask: np.ndarray) -> FrameResult:
+        """Replace the object's mask on ``frame_idx`` (a brushed or imported mask, H×W bool)."""
+        with self._lock:
+            self._check_object(object_id)
+            self.info.check_frame(frame_idx)
+            mask = np.asarray(mask).astype(bool)
+            return self._apply_prompt(FramePrompt(object_id, frame_idx, mask=mask), fresh=True)
+
+    def clear_frame(self, frame_idx: int, object_id: int | None = None) -> FrameResult:
+        """Forget the prompts on ``frame_idx`` (for one object, or all)."""
+        with self._lock:
+            self.info.check_frame(frame_idx)
+            ids = [object_id] if object_id is not None else [o for (o, f) in self._prompts if f == frame_idx]
+            for oid in ids:
+                self._check_object(oid)
+                self._record(Edit("clear", oid, frame_idx=frame_idx))
+            return self._prompt_results.get(frame_idx) or self._empty_result(frame_idx)
+
+    def remove_object(self, object_id: int) -> None:
+        with self._lock:
+            self._check_object(object_id)
+            self._record(Edit("remove", object_id))
+
+    def rename_object(self, object_id: int, name: str) -> None:
+        with self._lock:
+            self._check_object(object_id)
+            name = (name or "").strip()
+            if not name:
+                raise InputError("An object's name can't be empty.")
+            self._record(Edit("rename", object_id, name=name[:80]))
+
+    def undo(self) -> bool:
+        """Take back the last edit; False when there is nothing to undo."""
+        with self._lock:
+            if not self._history:
+                return False
+            self._redo.append(self._history.pop())
+            self._replay()
+            return True
+
+    def redo(self) -> bool:
+        with self._lock:
+            if not self._redo:
+                return False
+            edit = self._redo.pop()
+            self._history.append(edit)
+            self._replay()
+            return True
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._history)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def prompts(self) -> list[FramePrompt]:
+        """The current prompt of every (object, frame), in frame order."""
+        with self._lock:
+            return [self._prompts[k] for k in sorted(self._prompts, key=lambda k: (k[1], k[0]))]
+
+    def prompted_frames(self) -> list[int]:
+        with self._lock:
+            return sorted({f for (_, f) in self._prompts})
+
+    # ------------------------------------------------------------------ edit record
+    def _check_object(self, object_id: int) -> None:
+        if object_id not in self.objects:
+            raise InputError(f"There is no object {object_id}; add an object first.")
+
+    def _record(self, edit: Edit) -> FrameResult | None:
+        """Apply ``edit`` to the live state and append it to the history (clears redo)."""
+        result = self._apply(edit)
+        self._history.append(edit)
+        self._redo.clear()
+        return result
+
+    def _apply_prompt(self, prompt: FramePrompt, fresh: bool = False) -> FrameResult:
+        prompt.validate(self.info.width, self.info.height)
+        result = self._record(Edit("prompt", prompt.object_id, frame_idx=prompt.frame_idx, prompt=prompt))
+        assert result is not None
+        return result
+
+    def _apply(self, edit: Edit) -> FrameResult | None:
+        if edit.kind == "object":
+            self.objects[edit.object_id] = TrackedObject(edit.object_id, edit.name or "", edit.color or color_for(edit.object_id))
+            return None
+        if edit.kind == "rename":
+            obj = self.objects[edit.object_id]
+            self.objects[edit.object_id] = dataclasses.replace(obj, name=edit.name or obj.name)
+            return None
+        if edit.kind == "remove":
+            self.objects.pop(edit.object_id, None)
+            for key in [k for k in self._prompts if k[0] == edit.object_id]:
+                del self._prompts[key]
+            if self._session is not None and edit.object_id in self._session.object_ids:
+                self._session.remove_object(edit.object_id)
+            self.store.remove_object(edit.object_id)
+            for frame_idx, res in list(self._prompt_results.items()):
+                self._prompt_results[frame_idx] = _without(res, edit.object_id)
+            self._stale_objects.discard(edit.object_id)
+            return None
+        if edit.kind == "clear":
+            self._prompts.pop((edit.object_id, edit.frame_idx), None)
+            if self._session is not None and edit.object_id in self._session.object_ids:
+                self._session.clear_prompts(edit.frame_idx, edit.object_id)
+            res = self._prompt_results.get(edit.frame_idx)
+            if res is not None:
+                self._prompt_results[edit.frame_idx] = _without(res, edit.object_id)
+            self._stale_objects.add(edit.object_id)
+            return None
+        if edit.kind == "prompt":
+            assert edit.prompt is not None
+            prompt = edit.prompt
+            result = self.session.add_prompt(prompt)
+            self._prompts[(prompt.object_id, prompt.frame_idx)] = prompt
+            self._prompt_results[prompt.frame_idx] = result
+            self._stale_objects.add(prompt.object_id)
+            return result
+        raise ValueError(f"unknown edit {edit.kind}")
+
+    def _replay(self) -> None:
+        """Rebuild objects, prompts and SAM 2's state from the history."""
+        self.objects.clear()
+        self._prompts.clear()
+        self._prompt_results.clear()
+        if self._session is not None:
+            self._session.reset()
+        for edit in self._history:
+            if edit.kind == "prompt" and edit.object_id not in self.objects:
+                continue
+            self._apply(edit)
+
+    def _empty_result(self, frame_idx: int) -> FrameResult:
+        h, w = self.info.height, self.info.width
+        return FrameResult(frame_idx, (), np.zeros((0, h, w), bool), np.zeros(0, np.float32))
+
+    # ------------------------------------------------------------------ viewing
+    def result_at(self, frame_idx: int) -> FrameResult | None:
+        """Masks to show on ``frame_idx``: a fresh prompt result there, else the tracked result."""
+        with self._lock:
+            prompt_result = self._prompt_results.get(frame_idx)
+            tracked = self.store.get(frame_idx)
+            if prompt_result is None:
+                return _only(tracked, self.objects) if tracked is not None else None
+            if tracked is None:
+                return prompt_result
+            # tracked masks for objects the prompt result doesn't cover
+            return _merge(prompt_result, _only(tracked, self.objects))
+
+    def preview(self, frame_idx: int, with_trails: bool = True) -> np.ndarray:
+        """The frame with the current masks (prompted or tracked) and the clicks drawn."""
+        from .render import draw_overlay
+
+        with self._lock:
+            frame = self.frame(frame_idx)
+            result = self.result_at(frame_idx)
+            points = []
+            for (object_id, f), prompt in self._prompts.items():
+                if f == frame_idx:
+                    points.extend((x, y, label) for (x, y), label in zip(prompt.points, prompt.labels))
+            trails = self._trails_until(frame_idx) if with_trails else None
+            return draw_overlay(frame, result, self.objects, trails=trails, points=points)
+
+    def _trails_until(self, frame_idx: int, length: int = 30) -> dict[int, list[tuple[float, float] | None]]:
+        trails: dict[int, list[tuple[float, float] | None]] = {}
+        for object_id in self.objects:
+            points: list[tuple[float, float] | None] = []
+            for f in range(max(0, frame_idx - length), frame_idx + 1):
+                stats = self.store.stats(f, object_id)
+                points.append(None if stats is None or stats.area == 0 else stats.centroid)
+            if any(p is not None for p in points):
+                trails[object_id] = points
+        return trails
+
+    # ------------------------------------------------------------------ tracking
+    def planned_frames(self, direction: str = "both") -> int:
+        with self._lock:
+            return self.session.planned_frames(None, None, direction)
+
+    def track(
+        self,
+        start_frame: int | None = None,
+        end_frame: int | None = None,
+        direction: str = "both",
+        cancel: threading.Event | None = None,
+        overlay_path: Path | None = None,
+    ) -> Iterator[TrackEvent]:
+        """Propagate every object through the video and yield each frame as it is done.
+
+        ``direction="both"`` tracks backward from the earliest prompted frame to the start
+        first, then forward to the end, so the overlay mp4 at ``overlay_path`` (default
+        ``workdir/overlay.mp4``) is written in frame order while the forward pass runs. A cancel
+        stops within a frame; what was tracked is kept (and, for a full run, the overlay holds
+        the frames written so far).
+        """
+        from .render import OverlayWriter, TrailHistory, draw_overlay
+
+        if direction not in ("both", "forward", "backward"):
+            raise InputError("direction must be 'both', 'forward' or 'backward'.")
+        with self._lock:
+            if not self.objects:
+                raise InputError("Nothing to track yet: pick a candidate or click on an object first.")
+            unprompted = [o.name for o in self.objects.values() if not any(k[0] == o.object_id for k in self._prompts)]
+            if unprompted:
+                raise InputError(
+                    f"{', '.join(unprompted)} has no clicks or mask yet: click on it, or remove it, then track."
+                )
+            session = self.session
+            cancel = cancel or self.cancel_event
+            cancel.clear()
+            first = min(self.prompted_frames()) if start_frame is None else int(start_frame)
+            end = self.info.num_frames - 1 if end_frame is None else int(end_frame)
+            passes = []
+            if direction in ("both", "backward") and first > 0:
+                passes.append(("backward", first))
+            if direction in ("both", "forward"):
+                passes.append(("forward", first))
+            total = sum(
+                session.planned_frames(start, end if d == "forward" else None, d) for d, start in passes
+            )
+            write_overlay = direction == "both" and start_frame is None and end_frame is None
+            overlay_path = Path(overlay_path) if overlay_path else self.workdir / "overlay.mp4"
+
+        started = time.perf_counter()
+        done = 0
+        writer = None
+        trails = TrailHistory()
+        try:
+            for pass_direction, start in passes:
+                if pass_direction == "forward" and write_overlay:
+                    writer = OverlayWriter(overlay_path, fps=self.info.fps, size=(self.info.width, self.info.height), threaded=True)
+                    # frames before the first prompt were tracked by the backward pass
+                    for f in range(0, start):
+                        res = self.store.get(f)
+                        if res is not None:
+                            trails.update(res)
+                        writer.write(draw_overlay(self.frame(f), res, self.objects, trails=trails.trails()))
+                run = session.propagate(
+                    start_frame=start,
+                    end_frame=end if pass_direction == "forward" else 0,
+                    direction=pass_direction,
+                    cancel=cancel,
+                )
+                for result in run:
+                    self.store.put(result)
+                    with self._lock:
+                        self._prompt_results.pop(result.frame_idx, None)
+                    frame = self.frame(result.frame_idx)
+                    if pass_direction == "forward":
+                        trails.update(result)
+                        overlay = draw_overlay(frame, result, self.objects, trails=trails.trails())
+                        if writer is not None:
+                            writer.write(overlay)
+                    else:
+                        overlay = draw_overlay(frame, result, self.objects)
+                    done += 1
+                    elapsed = time.perf_counter() - started
+                    eta = elapsed / done * (total - done) if done else None
+                    yield TrackEvent(result, overlay, done, total, eta, pass_direction)
+                if cancel.is_set():
+                    break
+            if writer is not None:
+                writer.close()
+                self.last_overlay = overlay_path
+            with self._lock:
+                if not cancel.is_set():
+                    self._stale_objects.clear()
+        except BaseException:
+            if writer is not None:
+                # keep what was written: a stopped run still leaves a playable partial overlay
+                try:
+                    writer.close()
+                    self.last_overlay = overlay_path
+                except Exception:
+                    writer.abort()
+            raise
+        if cancel.is_set():
+            logger.info("tracking stopped after %d of %d frames", done, total)
+
+    @property
+    def was_cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def render_overlay(self, path: Path | None = None) -> Path:
+        """Write the overlay mp4 of everything tracked so far, in frame order."""
+        from .render import OverlayWriter, TrailHistory, draw_overlay
+
+        path = Path(path) if path else self.workdir / "overlay.mp4"
+        trails = TrailHistory()
+        with OverlayWriter(path, fps=self.info.fps, size=(self.info.width, self.info.height), threaded=True) as writer:
+            for f, frame in self.reader.iter_frames():
+                res = self.store.get(f)
+                if res is not None:
+                    res = _only(res, self.objects)
+                    trails.update(res)
+                writer.write(draw_overlay(frame, res, self.objects, trails=trails.trails()))
+        self.last_overlay = path
+        return path
+
+    # ------------------------------------------------------------------ exports and projects
+    def manifest(self) -> dict[str, Any]:
+        from .project import Project
+
+        return Project.from_workspace(self).to_dict()
+
+    def export(self, out_dir: Path, formats: list[str] | None = None) -> dict[str, Path]:
+        """Write every export (or ``formats``) into ``out_dir`` plus a zip; returns name → path."""
+        from .export import export_all
+
+        with self._lock:
+            if len(self.store) == 0:
+                raise InputError("Nothing has been tracked yet: track first, then download.")
+            overlay = self.last_overlay
+            if overlay is None or not overlay.exists():
+                overlay = self.render_overlay()
+            return export_all(
+                self.store, self.info, self.objects, Path(out_dir),
+                candidates=self.candidates, query=self.prompt_text, manifest=self.manifest(),
+                overlay_path=overlay, formats=formats,
+            )
+
+    def save_project(self, path: Path) -> Path:
+        from .project import Project
+
+        with self._lock:
+            return Project.from_workspace(self).save(Path(path), store=self.store)
+
+    def load_project(self, path: Path) -> None:
+        """Restore objects, prompts (replayed through SAM 2) and tracked results from a project file."""
+        from .project import Project
+
+        project = Project.load(Path(path))
+        project.check_video(self.info)
+        with self._lock:
+            self._history = [
+                Edit(e["kind"], e["object_id"], frame_idx=e.get("frame_idx"), prompt=e.get("prompt"),
+                     name=e.get("name"), color=tuple(e["color"]) if e.get("color") else None)
+                for e in project.edits()
+            ]
+            self._redo.clear()
+            self.prompt_text = project.prompt or ""
+            self.negative_text = project.negative_prompt
+            self._replay()
+            stored = project.results()
+            if stored is not None:
+                self.store = stored
+
+    def history(self) -> list[Edit]:
+        with self._lock:
+            return list(self._history)
+
+
+def resolve_settings(settings: Settings) -> Settings:
+    """Fill every ``None`` in ``settings`` from the preset for the chosen device."""
+    from .devices import PRESETS, default_preset, pick_device
+
+    device = pick_device(settings.device)
+    if settings.preset is not None:
+        try:
+            preset = PRESETS[settings.preset]
+        except KeyError:
+            raise InputError(f"Unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}.") from None
+    else:
+        preset = default_preset(device)
+    fill = {
+        "preset": preset.name,
+        "sam2_model": settings.sam2_model or preset.sam2_model,
+        "image_size": settings.image_size or preset.image_size,
+        "max_size": settings.max_size or preset.max_size,
+        "points_per_side": settings.points_per_side or preset.points_per_side,
+        "top_frames": settings.top_frames or preset.top_frames,
+    }
+    resolved = dataclasses.replace(settings, **fill)
+    if resolved.image_size % 32:
+        raise InputError(f"The processing size must be a multiple of 32 (got {resolved.image_size}).")
+    if resolved.max_objects < 1:
+        raise InputError("--max-objects must be at least 1.")
+    return resolved
+
+
+def _only(result: FrameResult, objects: dict[int, TrackedObject]) -> FrameResult:
+    keep = [i for i, oid in enumerate(result.object_ids) if oid in objects]
+    if len(keep) == len(result.object_ids):
+        return result
+    return FrameResult(result.frame_idx, tuple(result.object_ids[i] for i in keep), result.masks[keep], result.scores[keep])
+
+
+def _without(result: FrameResult, object_id: int) -> FrameResult:
+    keep = [i for i, oid in enumerate(result.object_ids) if oid != object_id]
+    return FrameResult(result.frame_idx, tuple(result.object_ids[i] for i in keep), result.masks[keep], result.scores[keep])
+
+
+def _merge(first: FrameResult, second: FrameResult) -> FrameResult:
+    """``first``'s objects, plus ``second``'s objects that ``first`` lacks (``first`` wins pixels)."""
+    extra = [i for i, oid in enumerate(second.object_ids) if oid not in first.object_ids]
+    if not extra:
+        return first
+    taken = first.masks.any(axis=0) if len(first.object_ids) else np.zeros(second.masks.shape[1:], bool)
+    masks = np.concatenate([first.masks, second.masks[extra] & ~taken], axis=0)
+    ids = first.object_ids + tuple(second.object_ids[i] for i in extra)
+    scores = np.concatenate([first.scores, second.scores[extra]])
+    return FrameResult(first.frame_idx, ids, masks, scores)
+
+
+__all__ = [
+    "Cancelled",
+    "Edit",
+    "FindEvent",
+    "Settings",
+    "TrackEvent",
+    "TrackerError",
+    "Workspace",
+    "resolve_settings",
+]
