@@ -325,7 +325,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(report.to_table())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_json(), indent=2))
+        report.to_json(args.json)
+    for warning in report.warnings:
+        logger.warning("%s", warning)
     return 0
 
 

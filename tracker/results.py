@@ -55,13 +55,14 @@ logger = logging.getLogger(__name__)
 RESULTS_FORMAT = "tvt-results"
 RESULTS_VERSION = 1
 
-# Rough cost of one entry besides its counts bytes: the _Entry object, its tuples, floats and
-# the dict slot that holds it (measured with sys.getsizeof on CPython 3.11, rounded up).
-_ENTRY_OVERHEAD = 360
+# Python-object cost besides the counts bytes, measured with tracemalloc on CPython 3.11: an
+# entry with a visible mask (box and centroid tuples of floats) and an empty one; a stored frame.
+_ENTRY_OVERHEAD = 510
+_EMPTY_ENTRY_OVERHEAD = 140
 _FRAME_OVERHEAD = 250
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MaskStats:
     """Cheap statistics of one object's mask on one frame.
 
@@ -79,7 +80,7 @@ class MaskStats:
         return self.area > 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     counts: bytes
     stats: MaskStats
@@ -139,7 +140,7 @@ class ResultStore:
             )
         self._check_frame(result.frame_idx)
         entries = {}
-        for object_id, mask, score in zip(result.object_ids, result.masks, result.scores):
+        for object_id, mask, score in zip(result.object_ids, result.masks, result.scores, strict=True):
             rle = encode_mask(mask)
             stats = mask_stats(mask, rle, float(np.float32(score)))
             entries[int(object_id)] = _Entry(rle["counts"], stats)
@@ -259,7 +260,8 @@ class ResultStore:
             total = len(self._frames) * _FRAME_OVERHEAD
             for entries in self._frames.values():
                 for entry in entries.values():
-                    total += len(entry.counts) + _ENTRY_OVERHEAD
+                    overhead = _ENTRY_OVERHEAD if entry.stats.area else _EMPTY_ENTRY_OVERHEAD
+                    total += len(entry.counts) + overhead
         return total
 
     def copy(self) -> ResultStore:
@@ -290,38 +292,42 @@ class ResultStore:
 
     # -- files -----------------------------------------------------------------------------
 
-    def dump(self, stream: IO[str]) -> None:
-        """Write the JSON-lines form (see module docstring) to a text stream."""
-        header = {
+    def _header(self) -> dict:
+        return {
             "format": RESULTS_FORMAT,
             "version": RESULTS_VERSION,
             "width": self.width,
             "height": self.height,
             "num_frames": self.num_frames,
         }
-        stream.write(json.dumps(header) + "\n")
+
+    def _records(self) -> list[dict]:
+        """One JSON-ready record per stored frame, in frame order, from a snapshot."""
         with self._lock:
             snapshot = sorted((f, sorted(e.items())) for f, e in self._frames.items())
-        for frame_idx, entries in snapshot:
-            objects = [
-                {
-                    "id": object_id,
-                    "score": entry.stats.score,
-                    "area": entry.stats.area,
-                    "box": entry.stats.box,
-                    "centroid": entry.stats.centroid,
-                    "counts": entry.counts.decode("ascii"),
-                }
-                for object_id, entry in entries
-            ]
-            stream.write(json.dumps({"frame": frame_idx, "objects": objects}, separators=(",", ":")) + "\n")
+        return [
+            {
+                "frame": frame_idx,
+                "objects": [
+                    {
+                        "id": object_id,
+                        "score": entry.stats.score,
+                        "area": entry.stats.area,
+                        "box": entry.stats.box,
+                        "centroid": entry.stats.centroid,
+                        "counts": entry.counts.decode("ascii"),
+                    }
+                    for object_id, entry in entries
+                ],
+            }
+            for frame_idx, entries in snapshot
+        ]
 
     @classmethod
-    def read(cls, stream: IO[str], source: str = "results") -> ResultStore:
-        """Parse what :meth:`dump` wrote; a malformed stream raises :class:`ProjectError`."""
-        line_no = 1
+    def _from_parts(cls, header: object, records: Iterable[object], source: str) -> ResultStore:
+        """Build a store from a header and frame records; anything malformed → :class:`ProjectError`."""
+        position = "header"
         try:
-            header = json.loads(stream.readline())
             if not isinstance(header, dict) or header.get("format") != RESULTS_FORMAT:
                 raise ProjectError(f"{source} is not a tracked-results file (no '{RESULTS_FORMAT}' header).")
             if int(header.get("version", 0)) > RESULTS_VERSION:
@@ -331,10 +337,8 @@ class ResultStore:
                 )
             store = cls(int(header["width"]), int(header["height"]), int(header["num_frames"]))
             frames: dict[int, dict[int, _Entry]] = {}
-            for line_no, line in enumerate(stream, start=2):
-                if not line.strip():
-                    continue
-                record = json.loads(line)
+            for number, record in enumerate(records, start=1):
+                position = f"frame record {number}"
                 frame_idx = store._check_frame(int(record["frame"]))
                 entries = frames.setdefault(frame_idx, {})
                 for obj in record["objects"]:
@@ -351,10 +355,43 @@ class ResultStore:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, EOFError, OSError) as exc:
             raise ProjectError(
-                f"{source} is corrupt (line {line_no}: {type(exc).__name__}: {exc}); track the video again."
+                f"{source} is corrupt ({position}: {type(exc).__name__}: {exc}); track the video again."
             ) from exc
         store._frames = frames
         return store
+
+    def to_dict(self) -> dict:
+        """The whole store as one JSON-ready dict: the header fields plus ``"frames": [records]``."""
+        return {**self._header(), "frames": self._records()}
+
+    @classmethod
+    def from_dict(cls, data: object, source: str = "results") -> ResultStore:
+        """Inverse of :meth:`to_dict`; malformed data raises :class:`ProjectError`."""
+        frames = data.get("frames", []) if isinstance(data, dict) else []
+        if not isinstance(frames, list):
+            frames = [None]  # reported as a corrupt record
+        return cls._from_parts(data, frames, source)
+
+    def dump(self, stream: IO[str]) -> None:
+        """Write the JSON-lines form (see module docstring) to a text stream."""
+        stream.write(json.dumps(self._header()) + "\n")
+        for record in self._records():
+            stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    @classmethod
+    def read(cls, stream: IO[str], source: str = "results") -> ResultStore:
+        """Parse what :meth:`dump` wrote; a malformed stream raises :class:`ProjectError`."""
+
+        def records() -> Iterator[object]:
+            for line in stream:
+                if line.strip():
+                    yield json.loads(line)
+
+        try:
+            header = json.loads(stream.readline() or "null")
+        except ValueError as exc:
+            raise ProjectError(f"{source} is not a tracked-results file (not JSON lines: {exc}).") from exc
+        return cls._from_parts(header, records(), source)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the store to ``path`` atomically (gzip when the name ends in ``.gz``)."""

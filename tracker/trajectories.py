@@ -78,7 +78,9 @@ def compute_trajectories(
     for object_id in _object_ids(store, objects):
         for frame in frames:
             points.append(
-                TrajectoryPoint.from_stats(object_id, frame, info.time_of(frame), store.stats(frame, object_id))
+                TrajectoryPoint.from_stats(
+                    object_id, frame, info.time_of(frame), store.stats(frame, object_id)
+                )
             )
     return points
 
@@ -135,7 +137,7 @@ class TrailHistory:
 
     def update(self, result: FrameResult, store: ResultStore | None = None) -> None:
         """Add every object of ``result`` (centroids from ``store``'s stats when it has the frame)."""
-        for object_id, mask in zip(result.object_ids, result.masks):
+        for object_id, mask in zip(result.object_ids, result.masks, strict=True):
             stats = store.stats(result.frame_idx, object_id) if store is not None else None
             centroid = stats.centroid if stats is not None else centroid_of(mask)
             self.add(object_id, result.frame_idx, centroid)
@@ -143,6 +145,10 @@ class TrailHistory:
     def points(self, object_id: int) -> list[Point]:
         """The trail of ``object_id``, oldest first."""
         return [point for _, point in self._points.get(object_id, ())]
+
+    def trails(self) -> dict[int, list[Point]]:
+        """Every object's trail (oldest first), objects with no visible point left out."""
+        return {object_id: self.points(object_id) for object_id, trail in self._points.items() if trail}
 
     def clear(self) -> None:
         self._points.clear()

@@ -1,0 +1,31 @@
+"""The web app: ``python app.py [--random-weights] [--host H] [--port P] [--share] [--auth U:P]``.
+
+Also the Hugging Face Space entry point (``app_file: app.py``). See docs/WEBAPP.md.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tracker.errors import TrackerError
+from ui.app import build_demo, launch_style
+from ui.launch import build_parser, configure_logging, launch_options, settings_from
+from ui.services import Services
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        options = launch_options(args)
+        services = Services.from_settings(settings_from(args), args.temp_dir, args.concurrency)
+    except TrackerError as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201 (the app's own command line)
+        return error.exit_code
+    demo = build_demo(services)
+    demo.launch(**options, **launch_style())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

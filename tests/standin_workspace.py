@@ -1,0 +1,422 @@
+"""A stand-in for :class:`tracker.workspace.Workspace` for fast UI tests: numpy-only fake masks.
+
+It implements the public interface the web app uses with the same signatures and the same
+conventions (frames 0-based, ``(x, y)`` working pixels, masks ``H×W bool``), decodes the small
+test clips with imageio-ffmpeg, and never loads a model: a click makes a disc, a box a
+rectangle, and "tracking" slides each object's mask along with the frame index. It exists so
+the handlers can be tested in milliseconds; the integration tests use the real workspace.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+
+from tracker.errors import InputError, VideoError
+from tracker.types import Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for, mask_box
+from tracker.workspace import FindEvent, Settings, TrackEvent
+
+PRESET_NAMES = ("fast", "balanced", "quality")
+
+
+class _Store:
+    """The slice of ``ResultStore`` the UI reads: ``len`` and ``get``."""
+
+    def __init__(self) -> None:
+        self.results: dict[int, FrameResult] = {}
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def get(self, frame_idx: int) -> FrameResult | None:
+        return self.results.get(frame_idx)
+
+    def put(self, result: FrameResult) -> None:
+        self.results[result.frame_idx] = result
+
+
+def read_frames(path: Path, max_size: int | None = None) -> tuple[list[np.ndarray], float]:
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = reader.__next__()
+    except Exception as error:  # imageio raises OSError/RuntimeError for non-videos
+        raise VideoError(f"{Path(path).name} is not a readable video.") from error
+    width, height = meta["size"]
+    frames = [np.frombuffer(buf, np.uint8).reshape(height, width, 3).copy() for buf in reader]
+    if not frames:
+        raise VideoError(f"{Path(path).name} has no video frames.")
+    if max_size and max(width, height) > max_size:
+        step = int(np.ceil(max(width, height) / max_size))
+        frames = [np.ascontiguousarray(f[::step, ::step]) for f in frames]
+    return frames, float(meta.get("fps") or 25.0)
+
+
+def blend(frame: np.ndarray, result: FrameResult | None, objects: dict[int, TrackedObject]) -> np.ndarray:
+    out = frame.astype(np.float32)
+    if result is not None:
+        for object_id, mask in zip(result.object_ids, result.masks):
+            color = objects[object_id].color if object_id in objects else color_for(object_id)
+            out[mask] = out[mask] * 0.45 + np.array(color, np.float32) * 0.55
+    return out.clip(0, 255).astype(np.uint8)
+
+
+class Mp4Writer:
+    """write(frame) / close() around imageio-ffmpeg, like tracker.render.OverlayWriter."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        self.path = Path(path)
+        self._gen = imageio_ffmpeg.write_frames(
+            str(path), size, fps=fps, codec="libx264", quality=None, bitrate=None,
+            output_params=["-crf", "28", "-pix_fmt", "yuv420p", "-preset", "ultrafast"],
+            macro_block_size=1, ffmpeg_log_level="error",
+        )  # fmt: skip
+        self._gen.send(None)
+
+    def write(self, frame: np.ndarray) -> None:
+        self._gen.send(np.ascontiguousarray(frame))
+
+    def close(self) -> None:
+        self._gen.close()
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StandInWorkspace:
+    """Same interface as :class:`tracker.workspace.Workspace`; fake masks, no models."""
+
+    find_delay = 0.0  # seconds per ranked frame, to exercise streaming
+    track_delay = 0.0  # seconds per tracked frame, to exercise Stop
+
+    def __init__(self, frames: list[np.ndarray], fps: float, path: Path, settings: Settings, workdir: Path) -> None:
+        height, width = frames[0].shape[:2]
+        self.frames = frames
+        self.info = VideoInfo(path, width, height, fps, len(frames), width, height)
+        self.settings = settings
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.objects: dict[int, TrackedObject] = {}
+        self.candidates: list[Candidate] = []
+        self.prompt_text = ""
+        self.store = _Store()
+        self.last_overlay: Path | None = None
+        self.cancel_event = threading.Event()
+        self._prompts: dict[tuple[int, int], FramePrompt] = {}
+        self._history: list[tuple] = []
+        self._redo: list[tuple] = []
+        self._lock = threading.RLock()
+        self.closed = False
+
+    @classmethod
+    def open(cls, video: Path, hub, settings: Settings, workdir: Path) -> StandInWorkspace:
+        preset = settings.preset or "balanced"
+        if preset not in PRESET_NAMES:
+            raise InputError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
+        settings = dataclasses.replace(settings, preset=preset)
+        frames, fps = read_frames(Path(video), settings.max_size)
+        return cls(frames, fps, Path(video), settings, workdir)
+
+    def close(self) -> None:
+        self.cancel_event.set()
+        self.closed = True
+
+    # -- frames and candidates
+    def frame(self, frame_idx: int) -> np.ndarray:
+        return self.frames[self.info.check_frame(int(frame_idx))]
+
+    def _disc(self, x: float, y: float, radius: float | None = None) -> np.ndarray:
+        h, w = self.info.height, self.info.width
+        radius = radius or min(w, h) / 8
+        yy, xx = np.mgrid[0:h, 0:w]
+        return (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
+
+    def find_candidates(self, prompt: str, negative_prompt: str | None = None, cancel: threading.Event | None = None) -> Iterator[FindEvent]:
+        if not (prompt or "").strip():
+            raise InputError("Type what to follow first.")
+        cancel = cancel or self.cancel_event
+        cancel.clear()
+        n = self.info.num_frames
+        picked = sorted({0, n // 2, n - 1})
+        found: list[Candidate] = []
+        yield FindEvent("load", 0.0, "Loading models…")
+        for rank, frame_idx in enumerate(picked):
+            if cancel.is_set():
+                break
+            time.sleep(self.find_delay)
+            for k in range(2):
+                x = self.info.width * (0.3 + 0.4 * k)
+                mask = self._disc(x, self.info.height / 2)
+                found.append(Candidate(frame_idx, self.info.time_of(frame_idx), mask, mask_box(mask), 30.0 - rank - k * 0.5))
+            found.sort(key=lambda c: -c.score)
+            self.candidates = list(found)
+            yield FindEvent("masks", (rank + 1) / len(picked), f"Frame {frame_idx} done", list(found), frame_idx)
+        self.prompt_text = prompt.strip()
+        yield FindEvent("done", 1.0, "Done", list(found), None)
+
+    # -- objects and prompts (an edit history of snapshots makes undo/redo trivial)
+    def _snapshot(self) -> None:
+        self._history.append((copy.deepcopy(self.objects), copy.deepcopy(self._prompts)))
+        self._redo.clear()
+
+    def add_object(self, name: str | None = None, color=None) -> TrackedObject:
+        with self._lock:
+            self._snapshot()
+            object_id = max(self.objects, default=0) + 1
+            obj = TrackedObject(object_id, (name or "").strip() or f"object {object_id}", color or color_for(object_id))
+            self.objects[object_id] = obj
+            return obj
+
+    def _check(self, object_id: int, frame_idx: int) -> None:
+        if object_id not in self.objects:
+            raise InputError(f"There is no object {object_id}; add an object first.")
+        self.info.check_frame(frame_idx)
+
+    def _set_prompt(self, prompt: FramePrompt) -> FrameResult:
+        prompt.validate(self.info.width, self.info.height)
+        self._snapshot()
+        self._prompts[(prompt.object_id, prompt.frame_idx)] = prompt
+        return self._prompt_result(prompt.frame_idx)
+
+    def _mask_of(self, prompt: FramePrompt) -> np.ndarray:
+        if prompt.mask is not None:
+            return prompt.mask.copy()
+        mask = np.zeros((self.info.height, self.info.width), bool)
+        if prompt.box is not None:
+            x0, y0, x1, y1 = (int(round(v)) for v in prompt.box)
+            mask[y0:y1, x0:x1] = True
+        for (x, y), label in zip(prompt.points, prompt.labels):
+            if label:
+                mask |= self._disc(x, y)
+        for (x, y), label in zip(prompt.points, prompt.labels):
+            if not label:
+                mask &= ~self._disc(x, y, min(self.info.width, self.info.height) / 16)
+        return mask
+
+    def _prompt_result(self, frame_idx: int) -> FrameResult:
+        ids, masks = [], []
+        for (object_id, f), prompt in sorted(self._prompts.items()):
+            if f == frame_idx and object_id in self.objects:
+                ids.append(object_id)
+                masks.append(self._mask_of(prompt))
+        h, w = self.info.height, self.info.width
+        stack = np.stack(masks) if masks else np.zeros((0, h, w), bool)
+        return FrameResult(frame_idx, tuple(ids), stack, np.ones(len(ids), np.float32))
+
+    def accept_candidate(self, index: int, object_id: int | None = None) -> FrameResult:
+        with self._lock:
+            if not 0 <= index < len(self.candidates):
+                raise InputError(f"There is no candidate {index + 1}; pick one from the list.")
+            candidate = self.candidates[index]
+            if object_id is None:
+                object_id = self.add_object(self.prompt_text or None).object_id
+            return self._set_prompt(FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()))
+
+    def add_click(self, object_id: int, frame_idx: int, x: float, y: float, positive: bool = True) -> FrameResult:
+        with self._lock:
+            self._check(object_id, frame_idx)
+            current = self._prompts.get((object_id, frame_idx))
+            points = list(current.points) if current and current.mask is None else []
+            labels = list(current.labels) if current and current.mask is None else []
+            box = current.box if current and current.mask is None else None
+            points.append((float(x), float(y)))
+            labels.append(1 if positive else 0)
+            return self._set_prompt(FramePrompt(object_id, frame_idx, points, labels, box=box))
+
+    def set_box(self, object_id: int, frame_idx: int, box) -> FrameResult:
+        with self._lock:
+            self._check(object_id, frame_idx)
+            x0, y0, x1, y1 = (float(v) for v in box)
+            box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+            return self._set_prompt(FramePrompt(object_id, frame_idx, box=box))
+
+    def set_mask(self, object_id: int, frame_idx: int, mask: np.ndarray) -> FrameResult:
+        with self._lock:
+            self._check(object_id, frame_idx)
+            return self._set_prompt(FramePrompt(object_id, frame_idx, mask=np.asarray(mask).astype(bool)))
+
+    def clear_frame(self, frame_idx: int, object_id: int | None = None) -> FrameResult:
+        with self._lock:
+            self._snapshot()
+            for key in [k for k in self._prompts if k[1] == frame_idx and (object_id is None or k[0] == object_id)]:
+                del self._prompts[key]
+            return self._prompt_result(frame_idx)
+
+    def remove_object(self, object_id: int) -> None:
+        with self._lock:
+            self._check(object_id, 0)
+            self._snapshot()
+            del self.objects[object_id]
+            for key in [k for k in self._prompts if k[0] == object_id]:
+                del self._prompts[key]
+
+    def rename_object(self, object_id: int, name: str) -> None:
+        with self._lock:
+            self._check(object_id, 0)
+            if not (name or "").strip():
+                raise InputError("An object's name can't be empty.")
+            self._snapshot()
+            self.objects[object_id] = dataclasses.replace(self.objects[object_id], name=name.strip())
+
+    def undo(self) -> bool:
+        with self._lock:
+            if not self._history:
+                return False
+            self._redo.append((copy.deepcopy(self.objects), copy.deepcopy(self._prompts)))
+            self.objects, self._prompts = self._history.pop()
+            return True
+
+    def redo(self) -> bool:
+        with self._lock:
+            if not self._redo:
+                return False
+            self._history.append((copy.deepcopy(self.objects), copy.deepcopy(self._prompts)))
+            self.objects, self._prompts = self._redo.pop()
+            return True
+
+    def prompts(self) -> list[FramePrompt]:
+        return [self._prompts[k] for k in sorted(self._prompts, key=lambda k: (k[1], k[0]))]
+
+    def prompted_frames(self) -> list[int]:
+        return sorted({f for (_, f) in self._prompts})
+
+    # -- viewing and tracking
+    def result_at(self, frame_idx: int) -> FrameResult | None:
+        if any(f == frame_idx for (_, f) in self._prompts):
+            return self._prompt_result(frame_idx)
+        return self.store.get(frame_idx)
+
+    def preview(self, frame_idx: int, with_trails: bool = True) -> np.ndarray:
+        return blend(self.frame(frame_idx), self.result_at(frame_idx), self.objects)
+
+    def _tracked(self, frame_idx: int) -> FrameResult:
+        ids, masks = [], []
+        for object_id in self.objects:
+            prompts = [p for (o, _), p in self._prompts.items() if o == object_id]
+            nearest = min(prompts, key=lambda p: abs(p.frame_idx - frame_idx))
+            ids.append(object_id)
+            masks.append(np.roll(self._mask_of(nearest), frame_idx - nearest.frame_idx, axis=1))
+        return FrameResult(frame_idx, tuple(ids), np.stack(masks), np.ones(len(ids), np.float32))
+
+    def track(self, start_frame=None, end_frame=None, direction="both", cancel=None, overlay_path=None) -> Iterator[TrackEvent]:
+        with self._lock:
+            if not self.objects:
+                raise InputError("Nothing to track yet: pick a candidate or click on an object first.")
+            unprompted = [o.name for o in self.objects.values() if not any(k[0] == o.object_id for k in self._prompts)]
+            if unprompted:
+                raise InputError(f"{', '.join(unprompted)} has no clicks or mask yet: click on it, or remove it, then track.")
+            cancel = cancel or self.cancel_event
+            cancel.clear()
+            first = min(self.prompted_frames())
+            n = self.info.num_frames
+            order = [("backward", f) for f in range(first - 1, -1, -1)] if direction in ("both", "backward") else []
+            if direction in ("both", "forward"):
+                order += [("forward", f) for f in range(first, n)]
+            overlay_path = Path(overlay_path) if overlay_path else self.workdir / "overlay.mp4"
+        writer = None
+        started = time.perf_counter()
+        try:
+            for done, (pass_direction, frame_idx) in enumerate(order, 1):
+                if cancel.is_set():
+                    break
+                time.sleep(self.track_delay)
+                result = self._tracked(frame_idx)
+                self.store.put(result)
+                overlay = blend(self.frame(frame_idx), result, self.objects)
+                if pass_direction == "forward" and direction == "both":
+                    if writer is None:
+                        writer = Mp4Writer(overlay_path, self.info.fps, (self.info.width, self.info.height))
+                        for f in range(0, frame_idx):
+                            writer.write(blend(self.frame(f), self.store.get(f), self.objects))
+                    writer.write(overlay)
+                elapsed = time.perf_counter() - started
+                yield TrackEvent(result, overlay, done, len(order), elapsed / done * (len(order) - done), pass_direction)
+        finally:
+            if writer is not None:
+                writer.close()
+                self.last_overlay = overlay_path
+
+    # -- outputs
+    def export(self, out_dir: Path, formats: list[str] | None = None) -> dict[str, Path]:
+        if len(self.store) == 0:
+            raise InputError("Nothing has been tracked yet: track first, then download.")
+        out_dir = Path(out_dir)
+        (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+        written: dict[str, Path] = {"masks": out_dir / "masks"}
+        rows = [
+            {"frame": f, "object_id": oid, "area": int(m.sum())}
+            for f, r in sorted(self.store.results.items())
+            for oid, m in zip(r.object_ids, r.masks)
+        ]
+        written["trajectories"] = out_dir / "trajectories.csv"
+        written["trajectories"].write_text("frame,object_id,area\n" + "".join(f"{r['frame']},{r['object_id']},{r['area']}\n" for r in rows))
+        written["coco"] = out_dir / "coco.json"
+        written["coco"].write_text(json.dumps({"annotations": rows}))
+        if self.last_overlay is not None and self.last_overlay.exists():
+            written["overlay"] = out_dir / "overlay.mp4"
+            written["overlay"].write_bytes(self.last_overlay.read_bytes())
+        written["zip"] = out_dir / "annotations.zip"
+        with zipfile.ZipFile(written["zip"], "w") as archive:
+            for name, path in written.items():
+                if name != "zip" and path.is_file():
+                    archive.write(path, path.name)
+        return written
+
+    def save_project(self, path: Path) -> Path:
+        data = {
+            "video": self.info.path.name,
+            "num_frames": self.info.num_frames,
+            "objects": [[o.object_id, o.name] for o in self.objects.values()],
+            "prompts": [[p.object_id, p.frame_idx, p.points, p.labels, p.box] for p in self.prompts() if p.mask is None],
+        }
+        Path(path).write_text(json.dumps(data))
+        return Path(path)
+
+    def load_project(self, path: Path) -> None:
+        try:
+            data = json.loads(Path(path).read_text())
+            objects = data["objects"]
+            prompts = data["prompts"]
+        except (OSError, ValueError, KeyError) as error:
+            from tracker.errors import ProjectError
+
+            raise ProjectError(f"{Path(path).name} is not a project file of this tool.") from error
+        self.objects = {oid: TrackedObject(oid, name, color_for(oid)) for oid, name in objects}
+        self._prompts = {}
+        for object_id, frame_idx, points, labels, box in prompts:
+            self._prompts[(object_id, frame_idx)] = FramePrompt(
+                object_id, frame_idx, [tuple(p) for p in points], labels, box=tuple(box) if box else None
+            )
+
+
+def standin_services(temp_root: Path, streaming: bool = False, **overrides):
+    """Services around the stand-in workspace (no ModelHub, no tracker.render)."""
+    from ui.services import PresetChoice, Services
+
+    def draw_candidate(frame, mask, color, label):
+        return blend(frame, FrameResult(0, (1,), mask[None], np.ones(1, np.float32)), {1: TrackedObject(1, label, color)})
+
+    values = dict(
+        settings=Settings(),
+        open_workspace=lambda video, settings, workdir: StandInWorkspace.open(video, None, settings, workdir),
+        presets=[PresetChoice(name, name.capitalize()) for name in PRESET_NAMES],
+        default_preset="balanced",
+        estimate_seconds=lambda preset, frames: frames * {"fast": 0.2, "balanced": 0.5, "quality": 2.0}[preset],
+        draw_candidate=draw_candidate,
+        open_segment_writer=lambda path, fps, size: Mp4Writer(path, fps, size),
+        temp_root=Path(temp_root),
+        streaming=streaming,
+    )
+    values.update(overrides)
+    return Services(**values)

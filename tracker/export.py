@@ -1,0 +1,849 @@
+"""Every output format, the zip that bundles them, and readers to import annotations back.
+
+Conventions: frames are 0-based everywhere except MOT files (1-based ``frame`` column) and
+COCO image ids (``frame + 1``; the 0-based index is kept as ``frame_index``); boxes are
+``xyxy`` inside and become ``xywh`` (pixel edges: ``x`` = first column, ``w`` = columns
+spanned) only in the COCO, YouTube-VIS, MOT and trajectory writers. Masks are ``H×W`` bool at
+working resolution; RLEs are COCO *compressed* RLE with ``counts`` as an ASCII string in JSON.
+
+Every writer is atomic: it writes a temporary file (or folder) next to the target and
+``os.replace``-s it into place, so a crash or a concurrent reader never sees half a file.
+
+An export folder made by :func:`export_all` (all formats)::
+
+    out_dir/
+      masks/00000.png …     DAVIS-style indexed PNG per video frame, pixel = object id (0 = background)
+      coco.json             COCO instance segmentation, one image per frame, RLE masks, track_id
+      ytvis.json            YouTube-VIS: one video, one annotation per object with per-frame RLEs
+      mot.txt               MOTChallenge: frame(1-based),id,x,y,w,h,conf,-1,-1,-1
+      trajectories.csv      object_id,frame,time,cx,cy,x,y,w,h,area,visible (gaps = empty cells)
+      candidates.json/.csv  the retrieval table (only when candidates are given)
+      manifest.json         the project manifest (only when given)
+      overlay.mp4           the rendered overlay (only when given)
+      annotations.zip       everything above, same relative paths
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from .errors import InputError
+from .results import ResultStore, atomic_write, decode_rle
+from .trajectories import TrajectoryPoint, compute_trajectories
+from .types import Candidate, FrameResult, TrackedObject, VideoInfo, color_for
+
+logger = logging.getLogger(__name__)
+
+PNG_MAX_OBJECT_ID = 255
+TRAJECTORY_COLUMNS = ("object_id", "frame", "time", "cx", "cy", "x", "y", "w", "h", "area", "visible")
+RETRIEVAL_COLUMNS = (
+    "query", "frame", "timestamp", "score", "frame_score", "negative_score", "x0", "y0", "x1", "y1", "area",
+)  # fmt: skip
+# Already-compressed files go into the zip stored, not deflated again.
+_STORED_SUFFIXES = {".png", ".mp4", ".jpg", ".jpeg", ".zip", ".gz"}
+
+Objects = Sequence[TrackedObject] | Mapping[int, TrackedObject] | None
+
+
+def frame_name(frame_idx: int, ext: str = "png") -> str:
+    """File name of a 0-based frame in DAVIS / YouTube-VIS style: ``00000.png``."""
+    return f"{frame_idx:05d}.{ext}"
+
+
+@lru_cache(maxsize=1)
+def davis_palette() -> tuple[int, ...]:
+    """The 256-colour DAVIS / PASCAL VOC palette as 768 ints: index 1 = (128, 0, 0), 2 = (0, 128, 0)…
+
+    Built by spreading the bits of the index over the three channels, high bit first.
+    """
+    palette = []
+    for index in range(256):
+        r = g = b = 0
+        value = index
+        for bit in range(8):
+            r |= ((value >> 0) & 1) << (7 - bit)
+            g |= ((value >> 1) & 1) << (7 - bit)
+            b |= ((value >> 2) & 1) << (7 - bit)
+            value >>= 3
+        palette.extend((r, g, b))
+    return tuple(palette)
+
+
+# -- small helpers ---------------------------------------------------------------------------
+
+
+def _objects_by_id(store: ResultStore, objects: Objects) -> dict[int, TrackedObject]:
+    """Every object to export: the given ones, plus any id only the store knows (default name)."""
+    if objects is None:
+        given: list[TrackedObject] = []
+    elif isinstance(objects, Mapping):
+        given = list(objects.values())
+    else:
+        given = list(objects)
+    by_id = {obj.object_id: obj for obj in given}
+    for object_id in store.object_ids:
+        by_id.setdefault(object_id, TrackedObject(object_id, f"object {object_id}", color_for(object_id)))
+    return dict(sorted(by_id.items()))
+
+
+def _categories(
+    objects: Mapping[int, TrackedObject], categories: Mapping[int, str] | None
+) -> tuple[list[dict], dict[int, int]]:
+    """COCO categories (one per distinct name, ids from 1) and object id → category id."""
+    names = {object_id: (categories or {}).get(object_id, obj.name) for object_id, obj in objects.items()}
+    category_ids: dict[str, int] = {}
+    for name in names.values():
+        category_ids.setdefault(name, len(category_ids) + 1)
+    table = [{"id": cid, "name": name, "supercategory": "object"} for name, cid in category_ids.items()]
+    return table, {object_id: category_ids[name] for object_id, name in names.items()}
+
+
+def _check_size(store: ResultStore, info: VideoInfo) -> None:
+    if (store.width, store.height) != (info.width, info.height):
+        raise ValueError(
+            f"the results are {store.width}×{store.height} but the video is {info.width}×{info.height}"
+        )
+
+
+def _number(value: float) -> int | float:
+    """Integral floats as ints (boxes from masks), others rounded for readable files."""
+    return int(value) if float(value).is_integer() else round(float(value), 4)
+
+
+def _xywh(box) -> list[int | float]:
+    x0, y0, x1, y1 = box
+    return [_number(x0), _number(y0), _number(x1 - x0), _number(y1 - y0)]
+
+
+def _rle_json(rle: dict) -> dict:
+    counts = rle["counts"]
+    return {
+        "size": list(rle["size"]),
+        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+    }
+
+
+def _write_json(data: Any, path: Path, indent: int | None = None) -> Path:
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=indent, ensure_ascii=False)
+        handle.write("\n")
+    return path
+
+
+@contextlib.contextmanager
+def _atomic_dir(path: Path):
+    """Yield a fresh temporary folder next to ``path``; on success it replaces ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# -- writers ---------------------------------------------------------------------------------
+
+
+def _png_bytes(labels: np.ndarray) -> bytes:
+    height, width = labels.shape
+    image = Image.frombytes("P", (width, height), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+    image.putpalette(davis_palette())
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def label_map(store: ResultStore, frame_idx: int) -> np.ndarray:
+    """``H×W`` uint8 object id per pixel on ``frame_idx`` (0 = background; higher id wins overlaps)."""
+    labels = np.zeros((store.height, store.width), dtype=np.uint8)
+    for object_id in store.objects_on(frame_idx):
+        stats = store.stats(frame_idx, object_id)
+        if stats is None or not stats.visible:
+            continue
+        labels[store.mask(frame_idx, object_id)] = object_id
+    return labels
+
+
+def write_png_masks(store: ResultStore, out_dir: str | os.PathLike, num_frames: int | None = None) -> Path:
+    """DAVIS-style masks: ``out_dir/00000.png`` … one per video frame (``num_frames``, default the store's).
+
+    Each PNG is ``P`` mode (8-bit indexed) with the DAVIS palette; the pixel value is the object
+    id, 0 the background; frames with nothing tracked are all zero. Object ids above 255 do not
+    fit in a palette image and raise :class:`InputError`. The folder is replaced as a whole.
+    """
+    out_dir = Path(out_dir)
+    too_big = [object_id for object_id in store.object_ids if object_id > PNG_MAX_OBJECT_ID]
+    if too_big:
+        raise InputError(
+            f"PNG masks can hold object ids 1 to {PNG_MAX_OBJECT_ID}, but object {too_big[0]} is above that; "
+            "export COCO or YouTube-VIS instead (formats coco, ytvis)."
+        )
+    count = store.num_frames if num_frames is None else int(num_frames)
+    empty = _png_bytes(np.zeros((store.height, store.width), dtype=np.uint8))
+    stored = set(store.frames())
+    with _atomic_dir(out_dir) as tmp:
+        for frame_idx in range(count):
+            labels = label_map(store, frame_idx) if frame_idx in stored else None
+            data = empty if labels is None or not labels.any() else _png_bytes(labels)
+            (tmp / frame_name(frame_idx)).write_bytes(data)
+    logger.info("wrote %d PNG masks to %s", count, out_dir)
+    return out_dir
+
+
+def write_coco(
+    store: ResultStore,
+    info: VideoInfo,
+    objects: Objects,
+    path: str | os.PathLike,
+    categories: Mapping[int, str] | None = None,
+) -> Path:
+    """COCO instance segmentation JSON for the whole video.
+
+    * ``images``: one per video frame, ``id = frame + 1``, ``file_name`` ``00000.jpg``…,
+      ``width``, ``height``, ``frame_index`` (0-based), ``timestamp`` (seconds);
+    * ``annotations``: one per visible (non-empty) object mask, ``segmentation`` =
+      ``{"size": [h, w], "counts": str}`` compressed RLE, ``area``, ``bbox`` ``xywh``,
+      ``iscrowd`` 0, ``category_id``, ``track_id`` (= object id), ``score``;
+    * ``categories``: one per distinct name, where an object's name is ``categories[object_id]``
+      (e.g. the prompt) or else the object's own name;
+    * ``tracks`` (an extension other tools ignore): ``{"id", "name", "color", "category_id"}``
+      per object, so :func:`read_coco` restores names exactly.
+    """
+    _check_size(store, info)
+    by_id = _objects_by_id(store, objects)
+    category_table, category_of = _categories(by_id, categories)
+    images = [
+        {
+            "id": frame_idx + 1,
+            "file_name": frame_name(frame_idx, "jpg"),
+            "width": info.width,
+            "height": info.height,
+            "frame_index": frame_idx,
+            "timestamp": round(info.time_of(frame_idx), 6),
+        }
+        for frame_idx in range(store.num_frames)
+    ]
+    annotations = []
+    for frame_idx, object_id, rle, stats in store.items():
+        if not stats.visible:
+            continue
+        annotations.append(
+            {
+                "id": len(annotations) + 1,
+                "image_id": frame_idx + 1,
+                "category_id": category_of[object_id],
+                "segmentation": _rle_json(rle),
+                "area": stats.area,
+                "bbox": _xywh(stats.box),
+                "iscrowd": 0,
+                "track_id": object_id,
+                "score": round(stats.score, 6),
+            }
+        )
+    data = {
+        "info": {
+            "description": "Text-Prompted Video Tracker export",
+            "video": Path(info.path).name,
+            "fps": info.fps,
+            "num_frames": store.num_frames,
+        },
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": category_table,
+        "tracks": [
+            {
+                "id": object_id,
+                "name": obj.name,
+                "color": list(obj.color),
+                "category_id": category_of[object_id],
+            }
+            for object_id, obj in by_id.items()
+        ],
+    }
+    logger.info("wrote %d COCO annotations to %s", len(annotations), path)
+    return _write_json(data, Path(path))
+
+
+def write_ytvis(
+    store: ResultStore,
+    info: VideoInfo,
+    objects: Objects,
+    path: str | os.PathLike,
+    categories: Mapping[int, str] | None = None,
+) -> Path:
+    """YouTube-VIS style JSON: one video (``id`` 1), one annotation per object.
+
+    ``videos``: ``[{id, width, height, length, file_names}]``; ``annotations``: ``[{id (= object
+    id), video_id, category_id, track_id, segmentations, bboxes, areas, iscrowd, score}]`` where
+    the three lists have one entry per video frame: compressed RLE / ``xywh`` / area, or None
+    where the object is absent or empty; ``score`` is the mean score over visible frames.
+    """
+    _check_size(store, info)
+    by_id = _objects_by_id(store, objects)
+    category_table, category_of = _categories(by_id, categories)
+    length = store.num_frames
+    per_object: dict[int, dict[str, list]] = {
+        object_id: {"segmentations": [None] * length, "bboxes": [None] * length, "areas": [None] * length}
+        for object_id in by_id
+    }
+    scores: dict[int, list[float]] = {object_id: [] for object_id in by_id}
+    for frame_idx, object_id, rle, stats in store.items():
+        if not stats.visible:
+            continue
+        lists = per_object[object_id]
+        lists["segmentations"][frame_idx] = _rle_json(rle)
+        lists["bboxes"][frame_idx] = _xywh(stats.box)
+        lists["areas"][frame_idx] = stats.area
+        scores[object_id].append(stats.score)
+    annotations = [
+        {
+            "id": object_id,
+            "video_id": 1,
+            "category_id": category_of[object_id],
+            "track_id": object_id,
+            "name": by_id[object_id].name,
+            **per_object[object_id],
+            "iscrowd": 0,
+            "score": round(float(np.mean(scores[object_id])), 6) if scores[object_id] else 0.0,
+        }
+        for object_id in by_id
+    ]
+    data = {
+        "info": {"description": "Text-Prompted Video Tracker export", "fps": info.fps},
+        "videos": [
+            {
+                "id": 1,
+                "name": Path(info.path).stem,
+                "width": info.width,
+                "height": info.height,
+                "length": length,
+                "file_names": [frame_name(i, "jpg") for i in range(length)],
+            }
+        ],
+        "annotations": annotations,
+        "categories": category_table,
+    }
+    return _write_json(data, Path(path))
+
+
+def write_mot(store: ResultStore, info: VideoInfo, path: str | os.PathLike) -> Path:
+    """MOTChallenge text: ``frame,id,x,y,w,h,conf,-1,-1,-1`` per visible object and frame.
+
+    ``frame`` is **1-based** (working frame 0 → 1); ``x, y, w, h`` is the mask's tight box
+    (top-left pixel edge and size); ``conf`` is SAM 2's score. Sorted by frame, then id.
+    """
+    _check_size(store, info)
+    with atomic_write(Path(path), "w", encoding="ascii") as handle:
+        for frame_idx, object_id, _, stats in store.items():
+            if not stats.visible:
+                continue
+            x, y, w, h = _xywh(stats.box)
+            handle.write(f"{frame_idx + 1},{object_id},{x},{y},{w},{h},{stats.score:.4f},-1,-1,-1\n")
+    return Path(path)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        return round(value, 4)
+    return value
+
+
+def write_trajectories_csv(points: Iterable[TrajectoryPoint], path: str | os.PathLike) -> Path:
+    """CSV with :data:`TRAJECTORY_COLUMNS`; gaps (not visible) have empty coordinate cells, visible 0/1."""
+    with atomic_write(Path(path), "w", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(TRAJECTORY_COLUMNS)
+        for point in points:
+            writer.writerow([_cell(getattr(point, column)) for column in TRAJECTORY_COLUMNS])
+    return Path(path)
+
+
+def write_retrieval_table(
+    candidates: Iterable[Candidate], query: str, json_path: str | os.PathLike, csv_path: str | os.PathLike
+) -> tuple[Path, Path]:
+    """The ranked candidates as a JSON list of :meth:`Candidate.to_row` dicts and the same rows as CSV."""
+    rows = [candidate.to_row(query) for candidate in candidates]
+    columns = list(rows[0]) if rows else list(RETRIEVAL_COLUMNS)
+    _write_json(rows, Path(json_path), indent=1)
+    with atomic_write(Path(csv_path), "w", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: "" if value is None else value for key, value in row.items()})
+    return Path(json_path), Path(csv_path)
+
+
+def write_manifest(manifest: Mapping[str, Any] | Any, path: str | os.PathLike) -> Path:
+    """The project manifest as indented JSON (a mapping, or anything with ``to_dict()``)."""
+    data = manifest.to_dict() if hasattr(manifest, "to_dict") else dict(manifest)
+    return _write_json(data, Path(path), indent=2)
+
+
+def write_zip(
+    root: str | os.PathLike, paths: Iterable[str | os.PathLike], zip_path: str | os.PathLike
+) -> Path:
+    """Zip ``paths`` (files, or folders taken whole) under names relative to ``root``; atomic."""
+    root = Path(root)
+    files: list[Path] = []
+    for item in paths:
+        item = Path(item)
+        files.extend(sorted(p for p in item.rglob("*") if p.is_file()) if item.is_dir() else [item])
+    with atomic_write(Path(zip_path), "wb") as handle:
+        with zipfile.ZipFile(handle, "w") as archive:
+            for file in files:
+                compression = (
+                    zipfile.ZIP_STORED if file.suffix.lower() in _STORED_SUFFIXES else zipfile.ZIP_DEFLATED
+                )
+                archive.write(file, file.relative_to(root).as_posix(), compress_type=compression)
+    return Path(zip_path)
+
+
+# -- export_all and its registry -------------------------------------------------------------
+
+
+@dataclass
+class ExportJob:
+    """Everything one export needs; the registry's writers take one of these."""
+
+    store: ResultStore
+    info: VideoInfo
+    objects: Objects
+    out_dir: Path
+    candidates: Sequence[Candidate] = ()
+    query: str = ""
+    manifest: Mapping[str, Any] | Any | None = None
+    overlay_path: Path | None = None
+    categories: Mapping[int, str] | None = None
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """A named output: what it is and how to write it into ``job.out_dir`` (returns name → path)."""
+
+    name: str
+    description: str
+    write: Callable[[ExportJob], dict[str, Path]] = field(repr=False)
+
+
+def _export_masks(job: ExportJob) -> dict[str, Path]:
+    return {"masks": write_png_masks(job.store, job.out_dir / "masks", job.info.num_frames)}
+
+
+def _export_coco(job: ExportJob) -> dict[str, Path]:
+    return {"coco": write_coco(job.store, job.info, job.objects, job.out_dir / "coco.json", job.categories)}
+
+
+def _export_ytvis(job: ExportJob) -> dict[str, Path]:
+    return {
+        "ytvis": write_ytvis(job.store, job.info, job.objects, job.out_dir / "ytvis.json", job.categories)
+    }
+
+
+def _export_mot(job: ExportJob) -> dict[str, Path]:
+    return {"mot": write_mot(job.store, job.info, job.out_dir / "mot.txt")}
+
+
+def _export_trajectories(job: ExportJob) -> dict[str, Path]:
+    points = compute_trajectories(job.store, job.info, list(_objects_by_id(job.store, job.objects)))
+    return {"trajectories": write_trajectories_csv(points, job.out_dir / "trajectories.csv")}
+
+
+def _export_candidates(job: ExportJob) -> dict[str, Path]:
+    if not job.candidates:
+        return {}
+    json_path, csv_path = write_retrieval_table(
+        job.candidates, job.query, job.out_dir / "candidates.json", job.out_dir / "candidates.csv"
+    )
+    return {"candidates_json": json_path, "candidates_csv": csv_path}
+
+
+def _export_manifest(job: ExportJob) -> dict[str, Path]:
+    if job.manifest is None:
+        return {}
+    return {"manifest": write_manifest(job.manifest, job.out_dir / "manifest.json")}
+
+
+def _export_overlay(job: ExportJob) -> dict[str, Path]:
+    if job.overlay_path is None:
+        return {}
+    source = Path(job.overlay_path)
+    target = job.out_dir / "overlay.mp4"
+    if not source.is_file():
+        raise InputError(
+            f"The overlay video {source.name} does not exist; track the video again to render it."
+        )
+    if source.resolve() != target.resolve():
+        with atomic_write(target, "wb") as handle, open(source, "rb") as original:
+            shutil.copyfileobj(original, handle, length=1 << 20)
+    return {"overlay": target}
+
+
+FORMATS: dict[str, ExportFormat] = {
+    fmt.name: fmt
+    for fmt in (
+        ExportFormat("masks", "DAVIS-style indexed PNG per frame (masks/00000.png…)", _export_masks),
+        ExportFormat("coco", "COCO instance segmentation JSON with RLE masks (coco.json)", _export_coco),
+        ExportFormat("ytvis", "YouTube-VIS video instance segmentation JSON (ytvis.json)", _export_ytvis),
+        ExportFormat("mot", "MOTChallenge boxes, 1-based frames (mot.txt)", _export_mot),
+        ExportFormat(
+            "trajectories",
+            "centroid / box / area per object and frame (trajectories.csv)",
+            _export_trajectories,
+        ),
+        ExportFormat(
+            "candidates", "CLIP retrieval table (candidates.json, candidates.csv)", _export_candidates
+        ),
+        ExportFormat("manifest", "project manifest (manifest.json)", _export_manifest),
+        ExportFormat("overlay", "overlay video (overlay.mp4)", _export_overlay),
+    )
+}
+
+
+def export_all(
+    store: ResultStore,
+    info: VideoInfo,
+    objects: Objects,
+    out_dir: str | os.PathLike,
+    *,
+    candidates: Sequence[Candidate] = (),
+    query: str = "",
+    manifest: Mapping[str, Any] | Any | None = None,
+    overlay_path: str | os.PathLike | None = None,
+    formats: Iterable[str] | None = None,
+    zip_name: str | None = "annotations.zip",
+    categories: Mapping[int, str] | None = None,
+) -> dict[str, Path]:
+    """Write the chosen ``formats`` (default: all of :data:`FORMATS`) into ``out_dir``, then zip them.
+
+    Formats without input (no candidates, no manifest, no overlay) are skipped silently.
+    Returns output name → path, e.g. ``{"masks": …/masks, "coco": …/coco.json, …, "zip": …}``;
+    ``zip_name=None`` skips the zip. Unknown format names raise :class:`InputError`.
+    """
+    names = list(FORMATS) if formats is None else list(dict.fromkeys(formats))
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown:
+        raise InputError(f"Unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}.")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    job = ExportJob(
+        store, info, objects, out_dir, tuple(candidates), query, manifest,
+        None if overlay_path is None else Path(overlay_path), categories,
+    )  # fmt: skip
+    written: dict[str, Path] = {}
+    for name in names:
+        written.update(FORMATS[name].write(job))
+    if zip_name:
+        written["zip"] = write_zip(out_dir, list(written.values()), out_dir / zip_name)
+    logger.info("exported %s to %s", ", ".join(written), out_dir)
+    return written
+
+
+# -- readers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportedAnnotations:
+    """Masks read from another file: ``masks[frame][object_id]`` = ``H×W`` bool (non-empty only).
+
+    Every frame of the file is a key of ``masks`` (an empty dict where nothing is annotated).
+    ``names`` maps object ids (≥ 1) to names (the category, or the track name when known).
+    """
+
+    masks: dict[int, dict[int, np.ndarray]]
+    names: dict[int, str]
+    width: int
+    height: int
+    num_frames: int
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted(
+            {object_id for objects in self.masks.values() for object_id in objects} | set(self.names)
+        )
+
+    def frame_results(self) -> list[FrameResult]:
+        """One :class:`FrameResult` per annotated frame (objects ascending, score 1.0)."""
+        results = []
+        for frame_idx, objects in sorted(self.masks.items()):
+            if not objects:
+                continue
+            ids = tuple(sorted(objects))
+            masks = np.stack([objects[object_id] for object_id in ids])
+            results.append(FrameResult(frame_idx, ids, masks, np.ones(len(ids), dtype=np.float32)))
+        return results
+
+    def to_store(self, num_frames: int | None = None) -> ResultStore:
+        """A :class:`ResultStore` holding the annotated frames."""
+        store = ResultStore(self.width, self.height, self.num_frames if num_frames is None else num_frames)
+        for result in self.frame_results():
+            store.put(result)
+        return store
+
+
+def _labels_from_image(image: Image.Image, name: str) -> np.ndarray:
+    if image.mode in ("P", "L"):
+        return np.asarray(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return np.asarray(image).astype(np.int64)
+    if image.mode == "1":
+        return np.asarray(image).astype(np.uint8)
+    if image.mode in ("RGB", "RGBA"):
+        # colour masks from other tools: map DAVIS palette colours back to their index
+        rgb = np.asarray(image.convert("RGB")).astype(np.int64)
+        codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        palette = np.asarray(davis_palette(), dtype=np.int64).reshape(256, 3)
+        palette_codes = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
+        lookup = {int(code): index for index, code in enumerate(palette_codes)}
+        unique = np.unique(codes)
+        unknown = [int(code) for code in unique if int(code) not in lookup]
+        if unknown:
+            raise InputError(
+                f"{name} is a colour PNG with colours outside the DAVIS palette (e.g. #{unknown[0]:06x}); "
+                "save masks as indexed (P mode) PNGs where the pixel value is the object id."
+            )
+        labels = np.zeros(codes.shape, dtype=np.int64)
+        for code in unique:
+            labels[codes == code] = lookup[int(code)]
+        return labels
+    raise InputError(f"{name} is a {image.mode} PNG; masks must be indexed, grey or 16-bit PNGs.")
+
+
+def _frame_numbers(names: Sequence[str]) -> list[int]:
+    """0-based frames from file names: the digits in the name when all have distinct ones, else the order."""
+    numbers = []
+    for name in names:
+        digits = re.findall(r"\d+", Path(name).stem)
+        numbers.append(int(digits[-1]) if digits else None)
+    if None in numbers or len(set(numbers)) != len(numbers):
+        return list(range(len(names)))
+    return numbers  # type: ignore[return-value]
+
+
+def read_png_masks(source: str | os.PathLike) -> dict[int, dict[int, np.ndarray]]:
+    """Masks from a folder of PNGs or a zip (its ``masks/`` folder if it has one): frame → object → mask.
+
+    The pixel value is the object id (0 = background), as :func:`write_png_masks` writes and
+    DAVIS uses; grey, 16-bit and DAVIS-palette colour PNGs are read too. Frames come from the
+    digits in the file names (``00012.png`` → 12) or, failing that, the sorted order. Every
+    frame is a key; only non-empty masks are included.
+    """
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(source.glob("*.png"))
+        return _read_png_blobs(source.name, [(file.name, file.read_bytes) for file in files])
+    if zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as archive:
+            pngs = sorted(
+                n for n in archive.namelist() if n.lower().endswith(".png") and not n.startswith("__MACOSX")
+            )
+            in_masks = [n for n in pngs if n.startswith("masks/")]
+            blobs = [(name, lambda name=name: archive.read(name)) for name in in_masks or pngs]
+            return _read_png_blobs(source.name, blobs)
+    raise InputError(f"{source.name} is neither a folder of PNG masks nor a zip file.")
+
+
+def _read_png_blobs(
+    source_name: str, blobs: list[tuple[str, Callable[[], bytes]]]
+) -> dict[int, dict[int, np.ndarray]]:
+    if not blobs:
+        raise InputError(f"{source_name} holds no PNG masks.")
+    frames = _frame_numbers([name for name, _ in blobs])
+    result: dict[int, dict[int, np.ndarray]] = {}
+    for frame_idx, (name, read) in zip(frames, blobs, strict=True):
+        try:
+            with Image.open(io.BytesIO(read())) as image:
+                labels = _labels_from_image(image, name)
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{name} is not a readable PNG ({exc}).") from exc
+        result[frame_idx] = {
+            int(object_id): labels == object_id for object_id in np.unique(labels) if object_id != 0
+        }
+    return result
+
+
+def _load_json(path: Path, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError as exc:
+        raise InputError(f"The {what} file {path.name} does not exist.") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path.name} is not a readable {what} JSON file ({exc}).") from exc
+
+
+def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray | None:
+    """``H×W`` bool mask of a COCO segmentation: polygons, uncompressed or compressed RLE.
+
+    Returns None for an empty polygon list or a missing segmentation.
+    """
+    if segmentation is None or (isinstance(segmentation, list) and not segmentation):
+        return None
+    if isinstance(segmentation, list):  # polygons [[x0, y0, x1, y1, …], …]
+        rles = mask_utils.frPyObjects(segmentation, height, width)
+        return decode_rle(mask_utils.merge(rles))
+    if isinstance(segmentation, dict) and "counts" in segmentation:
+        size = segmentation.get("size", [height, width])
+        if isinstance(segmentation["counts"], list):  # uncompressed RLE
+            return decode_rle(mask_utils.frPyObjects(segmentation, size[0], size[1]))
+        return decode_rle({"size": list(size), "counts": segmentation["counts"]})
+    raise ValueError(f"unknown segmentation of type {type(segmentation).__name__}")
+
+
+def _renumber(masks: dict[int, dict[int, np.ndarray]], names: dict[int, str]) -> None:
+    """Object ids must be ≥ 1 (0 is the PNG background): shift every id up when some are not."""
+    ids = {object_id for objects in masks.values() for object_id in objects} | set(names)
+    if not ids or min(ids) >= 1:
+        return
+    shift = 1 - min(ids)
+    logger.info("object ids start at %d in the file; shifting them by %d", min(ids), shift)
+    for frame_idx, objects in masks.items():
+        masks[frame_idx] = {object_id + shift: mask for object_id, mask in objects.items()}
+    shifted = {object_id + shift: name for object_id, name in names.items()}
+    names.clear()
+    names.update(shifted)
+
+
+def read_coco(path: str | os.PathLike) -> ImportedAnnotations:
+    """Masks from a COCO instance-segmentation JSON (ours or another tool's).
+
+    Frames: each image's ``frame_index`` when every image has one, else the images' order by
+    ``id``. Objects: the annotation's ``track_id`` (also looked for in ``attributes``), else its
+    ``instance_id``, else its ``category_id`` (one object per category, masks of the same
+    category on one frame merged). Segmentations may be polygons, uncompressed or compressed
+    RLE; annotations without one are skipped. Names come from ``tracks`` (our extension) or the
+    category's name.
+    """
+    path = Path(path)
+    data = _load_json(path, "COCO")
+    try:
+        images = list(data["images"])
+        annotations = list(data.get("annotations", []))
+        category_names = {c["id"]: str(c.get("name", c["id"])) for c in data.get("categories", [])}
+        if all("frame_index" in image for image in images):
+            frame_of = {image["id"]: int(image["frame_index"]) for image in images}
+        else:
+            frame_of = {
+                image["id"]: rank for rank, image in enumerate(sorted(images, key=lambda im: im["id"]))
+            }
+        size_of = {image["id"]: (int(image["height"]), int(image["width"])) for image in images}
+        sizes = set(size_of.values())
+        if len(sizes) > 1:
+            raise InputError(
+                f"{path.name} mixes images of different sizes; it is not one video's annotations."
+            )
+        height, width = sizes.pop() if sizes else (0, 0)
+        num_frames = max(frame_of.values(), default=-1) + 1
+        masks: dict[int, dict[int, np.ndarray]] = {frame_idx: {} for frame_idx in frame_of.values()}
+        names: dict[int, str] = {}
+        for ann in annotations:
+            object_id = ann.get("track_id", (ann.get("attributes") or {}).get("track_id"))
+            if object_id is None:
+                object_id = ann.get("instance_id", ann.get("category_id"))
+            object_id = int(object_id)
+            mask = segmentation_mask(ann.get("segmentation"), height, width)
+            if mask is None:
+                logger.warning("%s: annotation %s has no segmentation; skipped", path.name, ann.get("id"))
+                continue
+            frame_idx = frame_of[ann["image_id"]]
+            objects = masks[frame_idx]
+            objects[object_id] = objects[object_id] | mask if object_id in objects else mask
+            names.setdefault(object_id, category_names.get(ann.get("category_id"), f"object {object_id}"))
+        for track in data.get("tracks", []):
+            names[int(track["id"])] = str(track["name"])
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{path.name} is not a COCO annotation file ({type(exc).__name__}: {exc}).") from exc
+    for objects in masks.values():
+        for object_id in [oid for oid, mask in objects.items() if not mask.any()]:
+            del objects[object_id]
+    _renumber(masks, names)
+    return ImportedAnnotations(masks, names, width, height, num_frames)
+
+
+def read_ytvis(path: str | os.PathLike, video_id: int | None = None) -> ImportedAnnotations:
+    """Masks of one video (``video_id``, default the first) from a YouTube-VIS JSON.
+
+    Object ids are each annotation's ``track_id`` or else its ``id``; names the category's name
+    (or our ``name`` field). Also reads a YouTube-VIS *results* file (a bare list of
+    ``{video_id, category_id, segmentations, score}``): objects are numbered 1, 2, … in order.
+    """
+    path = Path(path)
+    data = _load_json(path, "YouTube-VIS")
+    try:
+        if isinstance(data, list):  # results format: no videos, no ids
+            annotations = [dict(ann, id=number) for number, ann in enumerate(data, start=1)]
+            chosen = (
+                video_id if video_id is not None else (annotations[0]["video_id"] if annotations else None)
+            )
+            annotations = [ann for ann in annotations if ann.get("video_id") == chosen]
+            first = next((s for ann in annotations for s in ann["segmentations"] if s), None)
+            if first is None or "size" not in first:
+                raise InputError(f"{path.name} has no RLE masks to read the frame size from.")
+            height, width = (int(v) for v in first["size"])
+            length = max((len(ann["segmentations"]) for ann in annotations), default=0)
+            category_names: dict[Any, str] = {}
+        else:
+            videos = list(data["videos"])
+            if not videos:
+                raise InputError(f"{path.name} lists no videos.")
+            video = (
+                next((v for v in videos if v["id"] == video_id), None) if video_id is not None else videos[0]
+            )
+            if video is None:
+                raise InputError(f"{path.name} has no video with id {video_id}.")
+            height, width = int(video["height"]), int(video["width"])
+            length = int(video.get("length") or len(video.get("file_names", [])))
+            annotations = [ann for ann in data.get("annotations", []) if ann.get("video_id") == video["id"]]
+            category_names = {c["id"]: str(c.get("name", c["id"])) for c in data.get("categories", [])}
+        masks: dict[int, dict[int, np.ndarray]] = {frame_idx: {} for frame_idx in range(length)}
+        names: dict[int, str] = {}
+        for ann in annotations:
+            object_id = int(ann.get("track_id", ann["id"]))
+            names[object_id] = str(
+                ann.get("name") or category_names.get(ann.get("category_id"), f"object {object_id}")
+            )
+            for frame_idx, segmentation in enumerate(ann["segmentations"]):
+                mask = segmentation_mask(segmentation, height, width)
+                if mask is not None and mask.any():
+                    masks.setdefault(frame_idx, {})[object_id] = mask
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InputError(
+            f"{path.name} is not a YouTube-VIS annotation file ({type(exc).__name__}: {exc})."
+        ) from exc
+    _renumber(masks, names)
+    return ImportedAnnotations(masks, names, width, height, max(length, max(masks, default=-1) + 1))

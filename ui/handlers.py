@@ -1,0 +1,755 @@
+"""Event handlers: Gradio values in → :class:`tracker.workspace.Workspace` calls → Gradio values out.
+
+Each handler returns one of a few small named views (``RefineView``, ``FindView``, …), each
+derived from the session's state, so every event that changes the refine area returns the same
+seven values in the same order. Handlers never draw, decode or encode anything themselves; the
+workspace and :class:`ui.services.Services` do.
+
+Long work (finding candidates, tracking) is a generator, so results stream to the browser and
+the Stop button's cancel flag is seen between frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from html import escape
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from tracker.errors import InputError
+
+from . import text
+from .guard import guarded
+from .services import Services
+from .state import SessionStore, UISession
+from .streaming import SegmentStream
+
+logger = logging.getLogger(__name__)
+
+THUMBNAIL_WIDTH = 360
+MAX_CANDIDATES_SHOWN = 24
+LIVE_FRAME_EVERY = 0.4  # seconds between live-frame updates while tracking
+# Exports listed for download, in this order; anything else written goes after them.
+DOWNLOAD_ORDER = ("zip", "overlay", "coco", "ytvis", "mot", "trajectories", "candidates_csv",
+                  "candidates_json", "flags_csv", "flags_json", "manifest")  # fmt: skip
+
+
+class RefineView(NamedTuple):
+    """Step 3: the frame with masks, the frame slider, the object list and what a click will do."""
+
+    session: UISession
+    frame: np.ndarray | None
+    slider: Any
+    objects: Any
+    legend: str
+    name: str
+    status: str
+
+
+class FindView(NamedTuple):
+    session: UISession
+    gallery: list[tuple[np.ndarray, str]]
+    status: str
+
+
+class TrackView(NamedTuple):
+    session: UISession
+    video: Any
+    live: Any
+    status: str
+
+
+class ReviewView(NamedTuple):
+    slider: Any
+    frame: np.ndarray | None
+    status: str
+
+
+class DownloadView(NamedTuple):
+    files: list[str] | None
+    zip_button: Any
+    project_button: Any
+    status: str
+
+
+def _request_hash(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+class Handlers:
+    """Every handler of the page; one instance serves every tab (state lives in ``UISession``)."""
+
+    def __init__(self, services: Services, store: SessionStore) -> None:
+        self.services = services
+        self.store = store
+
+    # ------------------------------------------------------------------ helpers
+    def session(self, session: UISession | None, request: gr.Request | None = None) -> UISession:
+        return self.store.get(session, _request_hash(request))
+
+    @staticmethod
+    def workspace(session: UISession):
+        if session.workspace is None:
+            raise InputError(text.NO_VIDEO)
+        return session.workspace
+
+    def _current_object(self, session: UISession, create: bool = False) -> int | None:
+        ws = self.workspace(session)
+        if session.object_id in ws.objects:
+            return session.object_id
+        if ws.objects:
+            session.object_id = next(reversed(ws.objects))
+            return session.object_id
+        if not create:
+            return None
+        session.object_id = ws.add_object(ws.prompt_text or None).object_id
+        return session.object_id
+
+    def _estimate(self, session: UISession, preset: str | None) -> str:
+        ws = session.workspace
+        if ws is None:
+            return ""
+        info = ws.info
+        size = f"{info.source_width}×{info.source_height}"
+        if (info.width, info.height) != (info.source_width, info.source_height):
+            size += f", works at {info.width}×{info.height}"
+        line = f"**{info.duration:.1f} s**, {info.num_frames} frames at {info.fps:.3g} fps ({size})."
+        name = preset or self.services.default_preset
+        seconds = self.services.estimate_seconds(name, info.num_frames)
+        choice = next((p for p in self.services.presets if p.name == name), None)
+        if seconds is not None:
+            line += (
+                f"  \nTracking one object: about **{text.format_seconds(seconds)}** on this machine "
+                f"({self.services.device_label})"
+            )
+            if choice is not None:
+                line += f" with *{choice.label}*" + (f" ({choice.description})" if choice.description else "")
+            line += "."
+        return line
+
+    # ------------------------------------------------------------------ step 1: input
+    @guarded
+    def on_video(self, session: UISession | None, video: str | None, preset: str | None, request: gr.Request = None):
+        """A video was uploaded, picked from the examples or cleared: open it (probe only)."""
+        session = self.session(session, request)
+        session.reset_video()
+        if not video:
+            return session, ""
+        self._open(session, Path(video), preset)
+        return session, self._estimate(session, preset)
+
+    @guarded
+    def on_preset(self, session: UISession | None, preset: str | None, request: gr.Request = None):
+        session = self.session(session, request)
+        ws = session.workspace
+        if ws is not None and ws.settings.preset != self.services.settings_for(preset).preset:
+            if ws.objects or ws.candidates:
+                gr.Info("The new preset applies when you press Find again (that starts this video over).")
+            else:
+                self._open(session, session.video_path, preset)
+        return session, self._estimate(session, preset)
+
+    def _open(self, session: UISession, video: Path, preset: str | None) -> None:
+        """Open ``video`` for ``session`` with ``preset`` (the previous workspace is closed)."""
+        session.reset_video()
+        workdir = session.new_run_dir("video")
+        session.workspace = self.services.open_workspace(video, self.services.settings_for(preset), workdir)
+        session.video_path = video
+
+    # ------------------------------------------------------------------ step 2: find
+    @staticmethod
+    def validate_find(session, video, prompt, negative, preset):
+        return [
+            gr.validate(True, ""),
+            gr.validate(bool(video), text.NO_VIDEO),
+            gr.validate(bool((prompt or "").strip()), text.NO_PROMPT),
+            gr.validate(True, ""),
+            gr.validate(True, ""),
+        ]
+
+    @guarded
+    def find(
+        self,
+        session: UISession | None,
+        video: str | None,
+        prompt: str,
+        negative: str,
+        preset: str | None,
+        request: gr.Request = None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's documented idiom)
+    ):
+        """Rank frames for the prompt; the gallery fills as each frame's candidates arrive."""
+        session = self.session(session, request)
+        if not video:
+            raise InputError(text.NO_VIDEO)
+        if not (prompt or "").strip():
+            raise InputError(text.NO_PROMPT)
+        ws = session.workspace
+        wanted = self.services.settings_for(preset).preset
+        if ws is None or session.video_path != Path(video) or ws.settings.preset != wanted:
+            self._open(session, Path(video), preset)
+        # objects already picked stay: a second search can add a different kind of object
+        ws = self.workspace(session)
+        session.accepted = {}
+        session.selected_candidate = None
+        thumbs: dict[tuple, tuple[np.ndarray, str]] = {}
+        progress(0.0, desc="Starting…")
+        yield FindView(session, [], "Looking at the video…")
+        for event in ws.find_candidates(prompt, negative or None, cancel=session.cancel):
+            progress(min(max(event.progress, 0.0), 1.0), desc=event.message)
+            if event.new_frame is not None or event.stage == "done":
+                yield FindView(session, self._gallery(session, event.candidates, thumbs), self._find_status(ws, event.message))
+        yield FindView(session, self._gallery(session, ws.candidates, thumbs), self._find_status(ws, None))
+
+    def _find_status(self, ws, message: str | None) -> str:
+        count = len(ws.candidates)
+        if message is not None:
+            return f"{escape(message)} — {count} candidate{'s' if count != 1 else ''} so far."
+        if not count:
+            return "No candidates: try another prompt, or click on the object in step 3 yourself."
+        shown = min(count, MAX_CANDIDATES_SHOWN)
+        return (
+            f"**{count} candidate{'s' if count != 1 else ''}** (best first{', top ' + str(shown) + ' shown' if count > shown else ''}). "
+            "Click one to follow it."
+        )
+
+    def _gallery(self, session: UISession, candidates, cache: dict | None = None) -> list[tuple[np.ndarray, str]]:
+        ws = self.workspace(session)
+        cache = {} if cache is None else cache
+        accepted = {index: object_id for index, object_id in session.accepted.items() if object_id in ws.objects}
+        items = []
+        for rank, candidate in enumerate(candidates[:MAX_CANDIDATES_SHOWN]):
+            key = (candidate.frame_idx, tuple(round(v) for v in candidate.box), round(candidate.score, 3))
+            if key not in cache:
+                color = (255, 200, 0)
+                drawn = self.services.draw_candidate(ws.frame(candidate.frame_idx), candidate.mask, color, f"#{rank + 1}")
+                cache[key] = _thumbnail(drawn)
+            caption = f"#{rank + 1} · score {candidate.score:.1f} · {text.format_time(candidate.time)} (frame {candidate.frame_idx})"
+            if rank in accepted:
+                caption += f" · ✓ object {accepted[rank]}"
+            items.append((cache[key], caption))
+        return items
+
+    @guarded
+    def after_find(self, session: UISession | None, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        if ws.candidates and not ws.objects:
+            session.frame_idx = ws.candidates[0].frame_idx
+        return self.refine_view(session)
+
+    @guarded
+    def pick_candidate(self, session: UISession | None, evt: gr.SelectData, request: gr.Request = None) -> RefineView:
+        """A gallery click: follow that candidate as a new object (or go back to it)."""
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        index = int(evt.index) if not isinstance(evt.index, (list, tuple)) else int(evt.index[0])
+        session.selected_candidate = index
+        existing = session.accepted.get(index)
+        if existing in ws.objects:
+            session.object_id = existing
+            session.frame_idx = ws.candidates[index].frame_idx
+            return self.refine_view(session, f"Candidate #{index + 1} is already object {existing}.")
+        ws.accept_candidate(index)
+        obj = next(reversed(ws.objects.values()))
+        session.accepted[index] = obj.object_id
+        session.object_id = obj.object_id
+        session.frame_idx = ws.candidates[index].frame_idx
+        session.box_start = None
+        return self.refine_view(session, f"Following candidate #{index + 1} as **{escape(obj.name)}**.")
+
+    @guarded
+    def use_selected(self, session: UISession | None, request: gr.Request = None) -> RefineView:
+        """Put the last clicked candidate's mask on the current object (to restart it from there)."""
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        index = session.selected_candidate
+        if index is None or not 0 <= index < len(ws.candidates):
+            raise InputError("Click a candidate in the list first.")
+        object_id = self._current_object(session)
+        ws.accept_candidate(index, object_id)
+        if object_id is None:
+            object_id = next(reversed(ws.objects))
+        session.object_id = object_id
+        session.accepted[index] = object_id
+        session.frame_idx = ws.candidates[index].frame_idx
+        return self.refine_view(session, f"Object {object_id} now starts from candidate #{index + 1}.")
+
+    @guarded
+    def find_view(self, session: UISession | None, request: gr.Request = None) -> FindView:
+        session = self.session(session, request)
+        if session.workspace is None or not session.workspace.candidates:
+            return FindView(session, [], text.NO_CANDIDATES_YET)
+        ws = session.workspace
+        return FindView(session, self._gallery(session, ws.candidates), self._find_status(ws, None))
+
+    # ------------------------------------------------------------------ step 3: refine
+    def refine_view(self, session: UISession, note: str = "") -> RefineView:
+        ws = session.workspace
+        if ws is None:
+            return RefineView(
+                session, None, gr.update(minimum=0, maximum=1, value=0, interactive=False, label="Frame"),
+                gr.update(choices=[], value=None), "", "", text.NO_VIDEO,
+            )
+        last = max(ws.info.num_frames - 1, 0)
+        session.frame_idx = min(max(int(session.frame_idx), 0), last)
+        object_id = self._current_object(session)
+        frame = ws.preview(session.frame_idx)
+        slider = gr.update(
+            minimum=0, maximum=max(last, 1), value=session.frame_idx, step=1, interactive=last > 0,
+            label=f"Frame {session.frame_idx} of {last} · {text.format_time(ws.info.time_of(session.frame_idx))}",
+        )
+        choices = [(f"{o.object_id} · {o.name}", o.object_id) for o in ws.objects.values()]
+        objects = gr.update(choices=choices, value=object_id)
+        name = ws.objects[object_id].name if object_id is not None else ""
+        return RefineView(session, frame, slider, objects, self._legend(ws, object_id), name, self._refine_status(session, note))
+
+    @staticmethod
+    def _legend(ws, current: int | None) -> str:
+        if not ws.objects:
+            return '<div class="legend empty">No objects yet: click a candidate above, or click on the picture.</div>'
+        prompted: dict[int, int] = {}
+        for prompt in ws.prompts():
+            prompted[prompt.object_id] = prompted.get(prompt.object_id, 0) + 1
+        chips = []
+        for obj in ws.objects.values():
+            r, g, b = obj.color
+            frames = prompted.get(obj.object_id, 0)
+            detail = f"{frames} frame{'s' if frames != 1 else ''} prompted" if frames else "no clicks yet"
+            chips.append(
+                f'<span class="chip{" current" if obj.object_id == current else ""}">'
+                f'<span class="swatch" style="background: rgb({r},{g},{b})"></span>'
+                f"<b>{obj.object_id}</b> {escape(obj.name)} <small>{detail}</small></span>"
+            )
+        return f'<div class="legend">{"".join(chips)}</div>'
+
+    def _refine_status(self, session: UISession, note: str = "") -> str:
+        ws = session.workspace
+        if ws is None:
+            return text.NO_VIDEO
+        object_id = session.object_id if session.object_id in ws.objects else None
+        mode = dict((value, label) for label, value in text.MODE_CHOICES).get(session.mode, session.mode)
+        if object_id is None:
+            target = "a new object"
+        else:
+            target = f"**{object_id} · {escape(ws.objects[object_id].name)}**"
+        parts = [f"Clicks go to {target} as *{mode}*."]
+        if session.mode == "box" and session.box_start is not None:
+            x, y = session.box_start
+            parts.append(f"First corner at ({x:.0f}, {y:.0f}): now click the opposite corner.")
+        if note:
+            parts.append(note)
+        return " ".join(parts)
+
+    @guarded
+    def refine(self, session: UISession | None, request: gr.Request = None) -> RefineView:
+        return self.refine_view(self.session(session, request))
+
+    @guarded
+    def click(self, session: UISession | None, evt: gr.SelectData, request: gr.Request = None) -> RefineView:
+        """A click on the frame: a point (positive/negative) or one corner of a box."""
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        x, y = (float(v) for v in evt.index[:2])
+        object_id = self._current_object(session, create=True)
+        if session.mode == "box":
+            if session.box_start is None:
+                session.box_start = (x, y)
+                view = self.refine_view(session)
+                return view._replace(frame=gr.skip())
+            x0, y0 = session.box_start
+            session.box_start = None
+            ws.set_box(object_id, session.frame_idx, (x0, y0, x, y))
+            return self.refine_view(session, "Box set.")
+        ws.add_click(object_id, session.frame_idx, x, y, positive=session.mode != "negative")
+        return self.refine_view(session)
+
+    @guarded
+    def set_mode(self, session: UISession | None, mode: str, request: gr.Request = None):
+        session = self.session(session, request)
+        session.mode = mode if mode in ("positive", "negative", "box") else "positive"
+        session.box_start = None
+        return session, self._refine_status(session)
+
+    @guarded
+    def goto_frame(self, session: UISession | None, frame_idx: float, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        self.workspace(session)
+        session.frame_idx = int(round(frame_idx or 0))
+        session.box_start = None
+        return self.refine_view(session)
+
+    @guarded
+    def select_object(self, session: UISession | None, object_id: int | None, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        if object_id is not None and int(object_id) in ws.objects:
+            session.object_id = int(object_id)
+            session.box_start = None
+        return self.refine_view(session)
+
+    @guarded
+    def add_object(self, session: UISession | None, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        obj = ws.add_object(None)
+        session.object_id = obj.object_id
+        session.box_start = None
+        return self.refine_view(session, f"Added **{escape(obj.name)}**: click on it.")
+
+    @guarded
+    def rename_object(self, session: UISession | None, name: str, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        object_id = self._current_object(session)
+        if object_id is None:
+            raise InputError("There is no object to rename yet: pick a candidate or click on the picture.")
+        ws.rename_object(object_id, name)
+        return self.refine_view(session)
+
+    @guarded
+    def remove_object(self, session: UISession | None, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        object_id = self._current_object(session)
+        if object_id is None:
+            raise InputError("There is no object to remove.")
+        name = ws.objects[object_id].name
+        ws.remove_object(object_id)
+        session.accepted = {i: o for i, o in session.accepted.items() if o != object_id}
+        session.object_id = None
+        return self.refine_view(session, f"Removed {escape(name)}.")
+
+    @guarded
+    def undo(self, session: UISession | None, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        done = self.workspace(session).undo()
+        session.box_start = None
+        return self.refine_view(session, "" if done else "Nothing to undo.")
+
+    @guarded
+    def redo(self, session: UISession | None, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        done = self.workspace(session).redo()
+        return self.refine_view(session, "" if done else "Nothing to redo.")
+
+    @guarded
+    def clear_frame(self, session: UISession | None, request: gr.Request = None) -> RefineView:
+        """Forget the current object's clicks and mask on this frame."""
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        object_id = self._current_object(session)
+        session.box_start = None
+        if object_id is None or not any(
+            p.object_id == object_id and p.frame_idx == session.frame_idx for p in ws.prompts()
+        ):
+            return self.refine_view(session, "Nothing to clear on this frame.")
+        ws.clear_frame(session.frame_idx, object_id)
+        return self.refine_view(session, "Cleared this frame.")
+
+    @guarded
+    def load_brush(self, session: UISession | None, request: gr.Request = None):
+        """Put the current frame (with its masks) into the brush editor."""
+        session = self.session(session, request)
+        ws = session.workspace
+        if ws is None:
+            return session, None
+        return session, {"background": ws.preview(session.frame_idx), "layers": [], "composite": None}
+
+    @guarded
+    def apply_brush(self, session: UISession | None, editor: dict | None, mode: str, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        painted = _painted_mask(editor, (ws.info.height, ws.info.width))
+        if painted is None or not painted.any():
+            raise InputError("Paint over the object first (the brush is in the editor's toolbar).")
+        object_id = self._current_object(session, create=True)
+        current = None
+        result = ws.result_at(session.frame_idx)
+        if result is not None:
+            current = result.mask_of(object_id)
+        if mode == "add" and current is not None:
+            painted = painted | current
+        elif mode == "erase":
+            if current is None:
+                raise InputError("This object has no mask on this frame to erase from.")
+            painted = current & ~painted
+        ws.set_mask(object_id, session.frame_idx, painted)
+        return self.refine_view(session, "Brushed mask applied.")
+
+    # ------------------------------------------------------------------ step 4: track
+    @guarded
+    def track(
+        self,
+        session: UISession | None,
+        direction: str,
+        request: gr.Request = None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ):
+        """Propagate every object; stream the overlay (or live frames) while it runs."""
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        if session.tracking:
+            raise InputError("Tracking is already running; press Stop first.")
+        direction = direction if direction in ("both", "forward", "backward") else "both"
+        streaming = self.services.streaming
+        session.cancel.clear()
+        session.tracking = True
+        run_dir = session.new_run_dir("track")
+        stream = SegmentStream(run_dir / "segments", ws.info.fps, (ws.info.width, ws.info.height),
+                               self.services.open_segment_writer)  # fmt: skip
+        forward_started = False
+        last_live = 0.0
+        live_hidden = gr.update(visible=False)
+        try:
+            progress(0.0, desc="Loading SAM 2…")
+            yield TrackView(session, None, live_hidden if streaming else gr.update(value=None, visible=True), "Starting…")
+            for event in ws.track(direction=direction, cancel=session.cancel):
+                frame_idx = event.result.frame_idx
+                eta = f" · about {text.format_seconds(event.eta_seconds)} left" if event.eta_seconds is not None else ""
+                desc = f"{event.direction.capitalize()}: frame {frame_idx} · {event.done}/{event.total}{eta}"
+                progress(event.done / max(event.total, 1), desc=desc)
+                status = f"Tracking {desc}."
+                now = time.monotonic()
+                if streaming and event.direction == "forward":
+                    if not forward_started:
+                        forward_started = True
+                        if direction == "both":
+                            # the frames before the first prompt were tracked backward: play them first
+                            for before in range(0, frame_idx):
+                                segment = stream.add(ws.preview(before, with_trails=False))
+                                if segment is not None:
+                                    yield TrackView(session, segment, live_hidden, status)
+                    segment = stream.add(event.overlay)
+                    if segment is not None:
+                        yield TrackView(session, segment, live_hidden, status)
+                elif now - last_live >= LIVE_FRAME_EVERY:
+                    last_live = now
+                    yield TrackView(session, None if streaming else gr.skip(), gr.update(value=event.overlay, visible=True), status)
+            segment = stream.flush()
+            done = len(ws.store)
+            stopped = session.cancel.is_set()
+            session.last_overlay = ws.last_overlay
+            if stopped:
+                status = f"Stopped. The {done} frames tracked so far are kept."
+            else:
+                status = f"Done: {done} frames tracked. Review them below, or download the results."
+            progress(1.0, desc="Done")
+            if streaming:
+                yield TrackView(session, segment, live_hidden, status)
+            else:
+                yield TrackView(session, _existing(ws.last_overlay), gr.update(visible=False), status)
+        finally:
+            stream.abort()
+            session.tracking = False
+
+    @guarded
+    def stop(self, session: UISession | None, request: gr.Request = None) -> str:
+        session = self.session(session, request)
+        session.cancel.set()
+        return "Stopping after the current frame…"
+
+    @guarded
+    def after_stop(self, session: UISession | None, request: gr.Request = None) -> TrackView:
+        """After Stop cancelled the run: wait for the frame in flight, then show what was kept."""
+        session = self.session(session, request)
+        deadline = time.monotonic() + 120
+        while session.tracking and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ws = session.workspace
+        if ws is None:
+            return TrackView(session, gr.skip(), gr.update(visible=False), "Stopped.")
+        done = len(ws.store)
+        session.last_overlay = ws.last_overlay
+        status = f"Stopped. The {done} frames tracked so far are kept." if done else "Stopped before any frame was tracked."
+        video = gr.skip() if self.services.streaming else _existing(ws.last_overlay)
+        return TrackView(session, video, gr.update(visible=False), status)
+
+    # ------------------------------------------------------------------ step 5: review
+    @guarded
+    def review_view(self, session: UISession | None, request: gr.Request = None) -> ReviewView:
+        session = self.session(session, request)
+        ws = session.workspace
+        if ws is None or len(ws.store) == 0:
+            return ReviewView(gr.update(minimum=0, maximum=1, value=0, interactive=False, label="Frame"), None, text.NOTHING_TRACKED)
+        last = max(ws.info.num_frames - 1, 0)
+        frame_idx = min(session.frame_idx, last)
+        return ReviewView(
+            gr.update(minimum=0, maximum=max(last, 1), value=frame_idx, interactive=last > 0, label="Frame"),
+            ws.preview(frame_idx),
+            self._review_status(ws, frame_idx),
+        )
+
+    @staticmethod
+    def _review_status(ws, frame_idx: int) -> str:
+        result = ws.result_at(frame_idx)
+        tracked = len(ws.store)
+        head = f"Frame {frame_idx} · {text.format_time(ws.info.time_of(frame_idx))} · {tracked} of {ws.info.num_frames} frames tracked."
+        if result is None or not result.object_ids:
+            return head + " No mask on this frame."
+        visible = [ws.objects[oid].name for oid, mask in zip(result.object_ids, result.masks) if oid in ws.objects and mask.any()]
+        lost = [o.name for o in ws.objects.values() if o.name not in visible]
+        line = head + (f" Visible: {escape(', '.join(visible))}." if visible else " No object visible.")
+        if lost:
+            line += f" Not found: {escape(', '.join(lost))}."
+        return line
+
+    @guarded
+    def review_frame(self, session: UISession | None, frame_idx: float, request: gr.Request = None):
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        frame_idx = min(max(int(round(frame_idx or 0)), 0), ws.info.num_frames - 1)
+        return ws.preview(frame_idx), self._review_status(ws, frame_idx)
+
+    @guarded
+    def fix_frame(self, session: UISession | None, frame_idx: float, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        self.workspace(session)
+        session.frame_idx = int(round(frame_idx or 0))
+        session.box_start = None
+        return self.refine_view(session, "Fix the mask here, then press **Track** again.")
+
+    # ------------------------------------------------------------------ step 6: download
+    @guarded
+    def prepare_downloads(self, session: UISession | None, request: gr.Request = None) -> DownloadView:
+        session = self.session(session, request)
+        ws = session.workspace
+        if ws is None or len(ws.store) == 0:
+            return _no_downloads()
+        out = session.new_run_dir("export")
+        written = ws.export(out)
+        project = ws.save_project(out / "project.json")
+        files = _ordered_files(written)
+        status = f"{len(files)} files ready. PNG masks are inside the zip."
+        return DownloadView(
+            [str(p) for p in files] + [str(project)],
+            gr.update(value=str(written["zip"]) if "zip" in written else None, interactive="zip" in written),
+            gr.update(value=str(project), interactive=True),
+            status,
+        )
+
+    @guarded
+    def open_project(self, session: UISession | None, project_file: str | None, request: gr.Request = None) -> RefineView:
+        session = self.session(session, request)
+        if not project_file:
+            return self.refine_view(session)
+        if session.workspace is None:
+            raise InputError("Upload the video this project was made for first (step 1), then open the project.")
+        ws = session.workspace
+        ws.load_project(Path(project_file))
+        session.accepted = {}
+        session.object_id = None
+        prompted = ws.prompted_frames()
+        session.frame_idx = prompted[0] if prompted else 0
+        return self.refine_view(session, f"Project opened: {len(ws.objects)} object(s).")
+
+    def reset_track(self, session: UISession | None, request: gr.Request = None) -> TrackView:
+        session = self.session(session, request)
+        return TrackView(session, None, gr.update(value=None, visible=not self.services.streaming), "")
+
+    def reset_downloads(self) -> DownloadView:
+        return _no_downloads()
+
+    # ------------------------------------------------------------------ the batch API
+    def api_track(self, video: str, prompt: str, negative_prompt: str = "", preset: str = "", max_objects: float = 1):
+        """Find the prompt in the video, track the best match(es) and return the overlay video and a zip of every annotation.
+
+        Parameters:
+            video: the video file (mp4, mov, webm, …).
+            prompt: what to follow, e.g. "red sneaker" (be specific).
+            negative_prompt: what not to pick (optional).
+            preset: speed/quality preset name; empty for this machine's default.
+            max_objects: how many distinct matches on the best frame to follow (1–10).
+        Returns:
+            overlay: the video with masks, ids and trails drawn (mp4).
+            annotations: a zip with PNG masks, COCO, YouTube-VIS, MOT, trajectories, candidates and the manifest.
+        """
+        try:
+            return self._api_track(video, prompt, negative_prompt, preset, max_objects)
+        except Exception as error:
+            from .guard import user_error
+
+            raise user_error(error) from None
+
+    def _api_track(self, video, prompt, negative_prompt, preset, max_objects):
+        if not video:
+            raise InputError("Pass a video file.")
+        if not (prompt or "").strip():
+            raise InputError(text.NO_PROMPT)
+        count = int(min(max(int(max_objects or 1), 1), 10))
+        folder = self.store.new_folder("api")
+        ws = self.services.open_workspace(Path(video), self.services.settings_for(preset or None), folder / "work")
+        try:
+            for _ in ws.find_candidates(prompt, negative_prompt or None):
+                pass
+            for index in _distinct_on_best_frame(ws.candidates, count):
+                ws.accept_candidate(index)
+            if not ws.objects:
+                raise InputError(f"Nothing in the video matched {prompt!r}; try a more specific prompt.")
+            for _ in ws.track():
+                pass
+            written = ws.export(folder / "out")
+            return str(written["overlay"]), str(written["zip"])
+        finally:
+            ws.close()
+
+
+# ---------------------------------------------------------------------- small translations
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape[:2]
+    if width <= THUMBNAIL_WIDTH:
+        return image
+    scale = THUMBNAIL_WIDTH / width
+    size = (THUMBNAIL_WIDTH, max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+
+
+def _painted_mask(editor: dict | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """The union of the editor's brush layers as an H×W bool mask at the frame's size."""
+    if not editor:
+        return None
+    painted = None
+    for layer in editor.get("layers") or []:
+        if layer is None:
+            continue
+        layer = np.asarray(layer)
+        alpha = layer[..., 3] > 0 if layer.ndim == 3 and layer.shape[2] == 4 else layer.reshape(layer.shape[:2] + (-1,)).any(axis=2)
+        if alpha.shape != shape:
+            alpha = np.asarray(Image.fromarray(alpha).resize((shape[1], shape[0]), Image.NEAREST))
+        painted = alpha if painted is None else painted | alpha
+    return painted
+
+
+def _existing(path: Path | None) -> str | None:
+    return str(path) if path is not None and Path(path).is_file() else None
+
+
+def _ordered_files(written: dict[str, Path]) -> list[Path]:
+    files = [Path(written[name]) for name in DOWNLOAD_ORDER if name in written]
+    files += [Path(p) for name, p in written.items() if name not in DOWNLOAD_ORDER]
+    return [p for p in dict.fromkeys(files) if p.is_file()]
+
+
+def _no_downloads() -> DownloadView:
+    return DownloadView(
+        None,
+        gr.update(value=None, interactive=False),
+        gr.update(value=None, interactive=False),
+        text.NOTHING_TRACKED,
+    )
+
+
+def _distinct_on_best_frame(candidates, count: int) -> list[int]:
+    """Up to ``count`` candidates from the best candidate's frame (already distinct instances there)."""
+    if not candidates:
+        return []
+    best_frame = candidates[0].frame_idx
+    return [i for i, c in enumerate(candidates) if c.frame_idx == best_frame][:count]
+
+
+__all__ = ["DownloadView", "FindView", "Handlers", "RefineView", "ReviewView", "TrackView"]

@@ -1,0 +1,94 @@
+"""Command-line options of ``python app.py`` and what they turn into.
+
+Gradio's own environment variables keep working: ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``
+when ``--host`` / ``--port`` are not given (a Hugging Face Space sets them). The tracker's:
+``TRACKER_RANDOM_WEIGHTS=1``, ``TRACKER_IMAGE_SIZE``, ``TRACKER_MAX_SIZE``, ``TRACKER_PRESET``,
+``TRACKER_DEVICE``, ``TRACKER_AUTH`` (``user:pass``), ``TRACKER_TEMP``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from tracker.errors import InputError
+from tracker.workspace import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python app.py",
+        description="The Text-Prompted Video Tracker web app (opens on http://127.0.0.1:7860).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    g = p.add_argument_group("server")
+    g.add_argument("--host", default=None, help="address to listen on; 0.0.0.0 for the local network (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    g.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or the first free one from 7860)")
+    g.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
+    g.add_argument("--auth", default=os.environ.get("TRACKER_AUTH"), metavar="USER:PASS",
+                   help="ask for this user name and password (or set TRACKER_AUTH)")
+    g.add_argument("--concurrency", type=int, default=1, help="model runs at once across all users (1 on a CPU)")
+    g.add_argument("--temp-dir", type=Path, default=None, help="where per-session files go (default: $TRACKER_TEMP or the system temp folder)")
+    g.add_argument("--inbrowser", action="store_true", help="open the page in the default browser")
+    m = p.add_argument_group("models")
+    m.add_argument("--random-weights", action="store_true", default=_env_flag("TRACKER_RANDOM_WEIGHTS"),
+                   help="untrained weights: no downloads, meaningless masks (for trying the workflow); or TRACKER_RANDOM_WEIGHTS=1")
+    m.add_argument("--device", default=os.environ.get("TRACKER_DEVICE", "auto"), help="auto, cpu, cuda, cuda:N or mps")
+    m.add_argument("--preset", default=os.environ.get("TRACKER_PRESET"), help="default speed/quality preset (default: the device's)")
+    m.add_argument("--image-size", type=int, default=_env_int("TRACKER_IMAGE_SIZE"),
+                   help="SAM 2 processing size for every preset (multiple of 32); or TRACKER_IMAGE_SIZE")
+    m.add_argument("--max-size", type=int, default=_env_int("TRACKER_MAX_SIZE"),
+                   help="downscale videos so the longest side is at most this; or TRACKER_MAX_SIZE")
+    m.add_argument("--checkpoints", dest="checkpoints_dir", type=Path, default=None, help="folder with the weights (default: ./checkpoints)")
+    m.add_argument("--offline", action="store_true", help="never download weights")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return p
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise InputError("--auth needs USER:PASS, e.g. --auth alice:s3cret.")
+    return user, password
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        preset=args.preset, image_size=args.image_size, max_size=args.max_size, device=args.device,
+        random_weights=args.random_weights, checkpoints_dir=args.checkpoints_dir, offline=args.offline,
+    )
+
+
+def launch_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``demo.launch()`` keywords: host/port fall back to Gradio's env variables when not given."""
+    return {
+        "server_name": args.host,
+        "server_port": args.port,
+        "share": bool(args.share),
+        "auth": parse_auth(args.auth),
+        "inbrowser": args.inbrowser,
+        "show_error": False,
+        "footer_links": ["api", "gradio"],
+    }
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "urllib3", "PIL", "matplotlib", "huggingface_hub", "filelock", "asyncio", "multipart"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,136 @@
+"""What the web app needs from the library, gathered once at start-up.
+
+:class:`Services` is the only place ``ui/`` reaches into ``tracker`` for shared things (the
+:class:`~tracker.models.ModelHub`, the presets, the time estimate, the weight check, the
+drawing and mp4 writing used for thumbnails and streamed segments). Tests build one around a
+stand-in workspace; :meth:`Services.from_settings` builds the real one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tracker.workspace import Settings
+
+logger = logging.getLogger(__name__)
+
+# Workspace.open(video, hub, settings, workdir) with the hub already bound.
+OpenWorkspace = Callable[[Path, Settings, Path], Any]
+# (frame H×W×3 uint8, mask H×W bool, colour, label) → H×W×3 uint8 with the mask drawn
+DrawCandidate = Callable[[np.ndarray, np.ndarray, tuple[int, int, int], str], np.ndarray]
+# (path, fps, (width, height)) → a writer with write(frame) and close()
+OpenSegmentWriter = Callable[[Path, float, tuple[int, int]], Any]
+
+
+@dataclass(frozen=True)
+class PresetChoice:
+    name: str
+    label: str  # what the radio button says
+    description: str = ""  # one line shown with the time estimate
+
+
+@dataclass(frozen=True)
+class MissingWeights:
+    model: str
+    fix: str  # the exact command that fetches it
+
+
+def default_temp_root() -> Path:
+    """``$TRACKER_TEMP`` or ``<system temp>/tracker-webapp``; nothing is created here."""
+    return Path(os.environ.get("TRACKER_TEMP") or Path(tempfile.gettempdir()) / "tracker-webapp")
+
+
+def can_stream_video() -> bool:
+    """Gradio's streamed video output muxes each segment with the system ffmpeg and ffprobe."""
+    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+
+
+@dataclass
+class Services:
+    settings: Settings  # from the command line; the preset radio overrides ``preset``
+    open_workspace: OpenWorkspace
+    presets: list[PresetChoice]
+    default_preset: str
+    estimate_seconds: Callable[[str, int], float | None]  # (preset, frames) → seconds for find + track
+    draw_candidate: DrawCandidate
+    open_segment_writer: OpenSegmentWriter
+    temp_root: Path = field(default_factory=default_temp_root)
+    missing_weights: list[MissingWeights] = field(default_factory=list)
+    device_label: str = "cpu"
+    streaming: bool = field(default_factory=can_stream_video)
+    model_concurrency: int = 1  # model events running at once, across every tab
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(self.settings.random_weights)
+
+    @property
+    def ready(self) -> bool:
+        """False when weights are missing: the run buttons are off."""
+        return not self.missing_weights
+
+    def settings_for(self, preset: str | None) -> Settings:
+        names = {p.name for p in self.presets}
+        chosen = preset if preset in names else self.default_preset
+        return dataclasses.replace(self.settings, preset=chosen)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, temp_root: Path | None = None, model_concurrency: int = 1) -> Services:
+        """The real services: one ModelHub for every tab, presets and estimates for this device."""
+        from tracker import devices, render
+        from tracker.models import ModelHub
+        from tracker.types import FrameResult, TrackedObject
+        from tracker.workspace import Workspace, resolve_settings
+
+        hub = ModelHub(checkpoints_dir=settings.checkpoints_dir, offline=settings.offline or None, device=settings.device)
+        device = devices.pick_device(settings.device)
+        presets = [PresetChoice(name, name.capitalize(), preset.description) for name, preset in devices.PRESETS.items()]
+        default = settings.preset or devices.default_preset(device).name
+
+        def open_workspace(video: Path, run_settings: Settings, workdir: Path):
+            return Workspace.open(video, hub, run_settings, workdir)
+
+        def estimate_seconds(preset: str, num_frames: int) -> float | None:
+            try:
+                chosen = devices.PRESETS[preset]
+                if settings.image_size:  # a command-line size overrides every preset's
+                    chosen = dataclasses.replace(chosen, image_size=settings.image_size)
+                return float(devices.estimate_seconds(chosen, num_frames, device))
+            except Exception:  # an estimate is a nicety; never let it break an upload
+                logger.debug("estimate failed", exc_info=True)
+                return None
+
+        def draw_candidate(frame, mask, color, label):
+            result = FrameResult(0, (1,), mask[None], np.ones(1, np.float32))
+            return render.draw_overlay(frame, result, {1: TrackedObject(1, label, color)})
+
+        def open_segment_writer(path: Path, fps: float, size: tuple[int, int]):
+            return render.OverlayWriter(path, fps=fps, size=size)
+
+        missing = [
+            MissingWeights(error.model, error.fix)
+            for error in hub.missing_weights(resolve_settings(dataclasses.replace(settings, preset=default)))
+        ]
+        return cls(
+            settings=settings,
+            open_workspace=open_workspace,
+            presets=presets,
+            default_preset=default,
+            estimate_seconds=estimate_seconds,
+            draw_candidate=draw_candidate,
+            open_segment_writer=open_segment_writer,
+            temp_root=temp_root or default_temp_root(),
+            missing_weights=missing,
+            device_label=str(device),
+            model_concurrency=model_concurrency,
+        )

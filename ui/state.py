@@ -1,0 +1,172 @@
+"""Per-browser-session state: one workspace, one private temp folder, one cancel flag.
+
+A :class:`UISession` lives in a ``gr.State`` (so Gradio hands it back to every handler of the
+same tab) and is also registered in the :class:`SessionStore` under Gradio's session hash, so
+closing the tab (``demo.unload``) or the state expiring (``delete_callback``) closes the
+workspace and deletes the folder. Folders left behind by a crash are removed by age.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# How long an idle tab keeps its workspace, and how old a stray folder must be to be swept.
+SESSION_TTL_SECONDS = 6 * 3600
+STRAY_FOLDER_AGE_SECONDS = 24 * 3600
+
+
+@dataclass
+class UISession:
+    """What one browser tab is working on. Only ``ui/`` reads these fields."""
+
+    session_id: str
+    workdir: Path
+    workspace: Any = None  # tracker.workspace.Workspace (or a stand-in with the same interface)
+    video_path: Path | None = None
+    object_id: int | None = None  # the object clicks go to
+    frame_idx: int = 0  # the frame shown in step 3
+    mode: str = "positive"  # "positive" | "negative" | "box"
+    box_start: tuple[float, float] | None = None  # first corner while drawing a box
+    selected_candidate: int | None = None  # last candidate clicked in the gallery
+    accepted: dict[int, int] = field(default_factory=dict)  # candidate index → object id
+    cancel: threading.Event = field(default_factory=threading.Event)
+    tracking: bool = False
+    runs: int = 0  # numbered folders for each track / export, so the browser never sees a stale file
+    last_overlay: Path | None = None
+    last_used: float = field(default_factory=time.time)
+    closed: bool = False
+
+    def touch(self) -> None:
+        self.last_used = time.time()
+
+    def new_run_dir(self, kind: str) -> Path:
+        self.runs += 1
+        path = self.workdir / f"{kind}-{self.runs:03d}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def reset_video(self) -> None:
+        """Forget everything about the previous video (the caller opens the next one)."""
+        self.close_workspace()
+        self.video_path = None
+        self.object_id = None
+        self.frame_idx = 0
+        self.box_start = None
+        self.selected_candidate = None
+        self.accepted = {}
+        self.last_overlay = None
+
+    def close_workspace(self) -> None:
+        workspace, self.workspace = self.workspace, None
+        if workspace is not None:
+            self.cancel.set()
+            try:
+                workspace.close()
+            except Exception:
+                logger.warning("closing a workspace failed", exc_info=True)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_workspace()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        logger.info("session %s closed, %s removed", self.session_id[:8], self.workdir)
+
+
+class SessionStore:
+    """All live sessions of one server, keyed by Gradio's session hash, under one temp root."""
+
+    def __init__(self, temp_root: Path, stray_age: float = STRAY_FOLDER_AGE_SECONDS) -> None:
+        self.temp_root = Path(temp_root)
+        self.stray_age = stray_age
+        self._sessions: dict[str, UISession] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session: UISession | None, session_hash: str | None) -> UISession:
+        """The tab's session: the one Gradio handed back, else the registered one, else a new one."""
+        if session is not None and not session.closed:
+            session.touch()
+            return session
+        key = session_hash or uuid.uuid4().hex
+        with self._lock:
+            existing = self._sessions.get(key)
+            if existing is not None and not existing.closed:
+                existing.touch()
+                return existing
+            self.temp_root.mkdir(parents=True, exist_ok=True)
+            workdir = self.temp_root / f"session-{key[:16]}-{uuid.uuid4().hex[:8]}"
+            workdir.mkdir(parents=True)
+            created = UISession(session_id=key, workdir=workdir)
+            self._sessions[key] = created
+        self.sweep()
+        return created
+
+    def close(self, session_hash: str | None) -> None:
+        if not session_hash:
+            return
+        with self._lock:
+            session = self._sessions.pop(session_hash, None)
+        if session is not None:
+            session.close()
+
+    def discard(self, session: UISession | None) -> None:
+        """``gr.State`` delete callback: the state expired or the tab is long gone."""
+        if session is None:
+            return
+        with self._lock:
+            if self._sessions.get(session.session_id) is session:
+                del self._sessions[session.session_id]
+        session.close()
+
+    def new_folder(self, prefix: str) -> Path:
+        """A private folder for work outside any tab (the batch API); swept by age."""
+        self.temp_root.mkdir(parents=True, exist_ok=True)
+        path = self.temp_root / f"{prefix}-{uuid.uuid4().hex[:12]}"
+        path.mkdir(parents=True)
+        return path
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def sweep(self, now: float | None = None) -> list[Path]:
+        """Close sessions idle for longer than the TTL; remove stray folders older than ``stray_age``."""
+        now = time.time() if now is None else now
+        with self._lock:
+            idle = [key for key, s in self._sessions.items() if now - s.last_used > SESSION_TTL_SECONDS and not s.tracking]
+            expired = [self._sessions.pop(key) for key in idle]
+            live = {s.workdir.resolve() for s in self._sessions.values()}
+        for session in expired:
+            session.close()
+        removed: list[Path] = []
+        if not self.temp_root.is_dir():
+            return removed
+        for path in self.temp_root.iterdir():
+            if not path.is_dir() or path.resolve() in live:
+                continue
+            try:
+                age = now - path.stat().st_mtime
+            except OSError:
+                continue
+            if age > self.stray_age:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        if removed:
+            logger.info("removed %d stale temp folder(s) from %s", len(removed), self.temp_root)
+        return removed
+
+    def close_all(self) -> None:
+        with self._lock:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for session in sessions:
+            session.close()
