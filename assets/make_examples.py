@@ -35,7 +35,9 @@ def _noise(seed: int, amount: float) -> np.ndarray:
     return rng.normal(0.0, amount, size=(HEIGHT, WIDTH, 1)).astype(np.float32)
 
 
-def _disc(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, rx: float, ry: float | None = None) -> np.ndarray:
+def _disc(
+    xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, rx: float, ry: float | None = None
+) -> np.ndarray:
     ry = rx if ry is None else ry
     return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
 
@@ -70,7 +72,9 @@ def bouncing_ball(seconds: float = 4.0) -> Iterator[np.ndarray]:
         yield image.clip(0, 255).astype(np.uint8)
 
 
-def _car(image: np.ndarray, xx: np.ndarray, yy: np.ndarray, x: float, base_y: float, body: tuple, facing: int) -> None:
+def _car(
+    image: np.ndarray, xx: np.ndarray, yy: np.ndarray, x: float, base_y: float, body: tuple, facing: int
+) -> None:
     length, height = 150.0, 34.0
     x0, x1 = x - length / 2, x + length / 2
     image[_rect(xx, yy, x0, base_y - height, x1, base_y)] = body

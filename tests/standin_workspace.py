@@ -63,7 +63,7 @@ def read_frames(path: Path, max_size: int | None = None) -> tuple[list[np.ndarra
 def blend(frame: np.ndarray, result: FrameResult | None, objects: dict[int, TrackedObject]) -> np.ndarray:
     out = frame.astype(np.float32)
     if result is not None:
-        for object_id, mask in zip(result.object_ids, result.masks):
+        for object_id, mask in zip(result.object_ids, result.masks, strict=True):
             color = objects[object_id].color if object_id in objects else color_for(object_id)
             out[mask] = out[mask] * 0.45 + np.array(color, np.float32) * 0.55
     return out.clip(0, 255).astype(np.uint8)
@@ -100,7 +100,9 @@ class StandInWorkspace:
     find_delay = 0.0  # seconds per ranked frame, to exercise streaming
     track_delay = 0.0  # seconds per tracked frame, to exercise Stop
 
-    def __init__(self, frames: list[np.ndarray], fps: float, path: Path, settings: Settings, workdir: Path) -> None:
+    def __init__(
+        self, frames: list[np.ndarray], fps: float, path: Path, settings: Settings, workdir: Path
+    ) -> None:
         height, width = frames[0].shape[:2]
         self.frames = frames
         self.info = VideoInfo(path, width, height, fps, len(frames), width, height)
@@ -142,7 +144,9 @@ class StandInWorkspace:
         yy, xx = np.mgrid[0:h, 0:w]
         return (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
 
-    def find_candidates(self, prompt: str, negative_prompt: str | None = None, cancel: threading.Event | None = None) -> Iterator[FindEvent]:
+    def find_candidates(
+        self, prompt: str, negative_prompt: str | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[FindEvent]:
         if not (prompt or "").strip():
             raise InputError("Type what to follow first.")
         cancel = cancel or self.cancel_event
@@ -158,10 +162,16 @@ class StandInWorkspace:
             for k in range(2):
                 x = self.info.width * (0.3 + 0.4 * k)
                 mask = self._disc(x, self.info.height / 2)
-                found.append(Candidate(frame_idx, self.info.time_of(frame_idx), mask, mask_box(mask), 30.0 - rank - k * 0.5))
+                found.append(
+                    Candidate(
+                        frame_idx, self.info.time_of(frame_idx), mask, mask_box(mask), 30.0 - rank - k * 0.5
+                    )
+                )
             found.sort(key=lambda c: -c.score)
             self.candidates = list(found)
-            yield FindEvent("masks", (rank + 1) / len(picked), f"Frame {frame_idx} done", list(found), frame_idx)
+            yield FindEvent(
+                "masks", (rank + 1) / len(picked), f"Frame {frame_idx} done", list(found), frame_idx
+            )
         self.prompt_text = prompt.strip()
         yield FindEvent("done", 1.0, "Done", list(found), None)
 
@@ -174,7 +184,9 @@ class StandInWorkspace:
         with self._lock:
             self._snapshot()
             object_id = max(self.objects, default=0) + 1
-            obj = TrackedObject(object_id, (name or "").strip() or f"object {object_id}", color or color_for(object_id))
+            obj = TrackedObject(
+                object_id, (name or "").strip() or f"object {object_id}", color or color_for(object_id)
+            )
             self.objects[object_id] = obj
             return obj
 
@@ -196,10 +208,10 @@ class StandInWorkspace:
         if prompt.box is not None:
             x0, y0, x1, y1 = (int(round(v)) for v in prompt.box)
             mask[y0:y1, x0:x1] = True
-        for (x, y), label in zip(prompt.points, prompt.labels):
+        for (x, y), label in zip(prompt.points, prompt.labels, strict=True):
             if label:
                 mask |= self._disc(x, y)
-        for (x, y), label in zip(prompt.points, prompt.labels):
+        for (x, y), label in zip(prompt.points, prompt.labels, strict=True):
             if not label:
                 mask &= ~self._disc(x, y, min(self.info.width, self.info.height) / 16)
         return mask
@@ -223,7 +235,9 @@ class StandInWorkspace:
                 object_id = self.add_object(self.prompt_text or None).object_id
             return self._set_prompt(FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()))
 
-    def add_click(self, object_id: int, frame_idx: int, x: float, y: float, positive: bool = True) -> FrameResult:
+    def add_click(
+        self, object_id: int, frame_idx: int, x: float, y: float, positive: bool = True
+    ) -> FrameResult:
         with self._lock:
             self._check(object_id, frame_idx)
             current = self._prompts.get((object_id, frame_idx))
@@ -249,7 +263,9 @@ class StandInWorkspace:
     def clear_frame(self, frame_idx: int, object_id: int | None = None) -> FrameResult:
         with self._lock:
             self._snapshot()
-            for key in [k for k in self._prompts if k[1] == frame_idx and (object_id is None or k[0] == object_id)]:
+            for key in [
+                k for k in self._prompts if k[1] == frame_idx and (object_id is None or k[0] == object_id)
+            ]:
                 del self._prompts[key]
             return self._prompt_result(frame_idx)
 
@@ -309,18 +325,28 @@ class StandInWorkspace:
             masks.append(np.roll(self._mask_of(nearest), frame_idx - nearest.frame_idx, axis=1))
         return FrameResult(frame_idx, tuple(ids), np.stack(masks), np.ones(len(ids), np.float32))
 
-    def track(self, start_frame=None, end_frame=None, direction="both", cancel=None, overlay_path=None) -> Iterator[TrackEvent]:
+    def track(
+        self, start_frame=None, end_frame=None, direction="both", cancel=None, overlay_path=None
+    ) -> Iterator[TrackEvent]:
         with self._lock:
             if not self.objects:
                 raise InputError("Nothing to track yet: pick a candidate or click on an object first.")
-            unprompted = [o.name for o in self.objects.values() if not any(k[0] == o.object_id for k in self._prompts)]
+            unprompted = [
+                o.name for o in self.objects.values() if not any(k[0] == o.object_id for k in self._prompts)
+            ]
             if unprompted:
-                raise InputError(f"{', '.join(unprompted)} has no clicks or mask yet: click on it, or remove it, then track.")
+                raise InputError(
+                    f"{', '.join(unprompted)} has no clicks or mask yet: click on it, or remove it, then track."
+                )
             cancel = cancel or self.cancel_event
             cancel.clear()
             first = min(self.prompted_frames())
             n = self.info.num_frames
-            order = [("backward", f) for f in range(first - 1, -1, -1)] if direction in ("both", "backward") else []
+            order = (
+                [("backward", f) for f in range(first - 1, -1, -1)]
+                if direction in ("both", "backward")
+                else []
+            )
             if direction in ("both", "forward"):
                 order += [("forward", f) for f in range(first, n)]
             overlay_path = Path(overlay_path) if overlay_path else self.workdir / "overlay.mp4"
@@ -341,7 +367,9 @@ class StandInWorkspace:
                             writer.write(blend(self.frame(f), self.store.get(f), self.objects))
                     writer.write(overlay)
                 elapsed = time.perf_counter() - started
-                yield TrackEvent(result, overlay, done, len(order), elapsed / done * (len(order) - done), pass_direction)
+                yield TrackEvent(
+                    result, overlay, done, len(order), elapsed / done * (len(order) - done), pass_direction
+                )
         finally:
             if writer is not None:
                 writer.close()
@@ -357,10 +385,12 @@ class StandInWorkspace:
         rows = [
             {"frame": f, "object_id": oid, "area": int(m.sum())}
             for f, r in sorted(self.store.results.items())
-            for oid, m in zip(r.object_ids, r.masks)
+            for oid, m in zip(r.object_ids, r.masks, strict=True)
         ]
         written["trajectories"] = out_dir / "trajectories.csv"
-        written["trajectories"].write_text("frame,object_id,area\n" + "".join(f"{r['frame']},{r['object_id']},{r['area']}\n" for r in rows))
+        written["trajectories"].write_text(
+            "frame,object_id,area\n" + "".join(f"{r['frame']},{r['object_id']},{r['area']}\n" for r in rows)
+        )
         written["coco"] = out_dir / "coco.json"
         written["coco"].write_text(json.dumps({"annotations": rows}))
         if self.last_overlay is not None and self.last_overlay.exists():
@@ -378,7 +408,11 @@ class StandInWorkspace:
             "video": self.info.path.name,
             "num_frames": self.info.num_frames,
             "objects": [[o.object_id, o.name] for o in self.objects.values()],
-            "prompts": [[p.object_id, p.frame_idx, p.points, p.labels, p.box] for p in self.prompts() if p.mask is None],
+            "prompts": [
+                [p.object_id, p.frame_idx, p.points, p.labels, p.box]
+                for p in self.prompts()
+                if p.mask is None
+            ],
         }
         Path(path).write_text(json.dumps(data))
         return Path(path)
@@ -405,14 +439,20 @@ def standin_services(temp_root: Path, streaming: bool = False, **overrides):
     from ui.services import PresetChoice, Services
 
     def draw_candidate(frame, mask, color, label):
-        return blend(frame, FrameResult(0, (1,), mask[None], np.ones(1, np.float32)), {1: TrackedObject(1, label, color)})
+        return blend(
+            frame,
+            FrameResult(0, (1,), mask[None], np.ones(1, np.float32)),
+            {1: TrackedObject(1, label, color)},
+        )
 
     values = dict(
         settings=Settings(),
         open_workspace=lambda video, settings, workdir: StandInWorkspace.open(video, None, settings, workdir),
         presets=[PresetChoice(name, name.capitalize()) for name in PRESET_NAMES],
         default_preset="balanced",
-        estimate_seconds=lambda preset, frames: frames * {"fast": 0.2, "balanced": 0.5, "quality": 2.0}[preset],
+        estimate_seconds=lambda preset, frames: (
+            frames * {"fast": 0.2, "balanced": 0.5, "quality": 2.0}[preset]
+        ),
         draw_candidate=draw_candidate,
         open_segment_writer=lambda path, fps, size: Mp4Writer(path, fps, size),
         temp_root=Path(temp_root),

@@ -282,8 +282,8 @@ def test_lazy_session_matches_plain_sam2(predictor, tmp_path):
 
 
 def test_pruning_is_bounded_and_changes_nothing(predictor, tmp_path):
-    """keep_window=15 (SAM 2's minimum) over 20 frames: bounded state, same masks as plain SAM 2."""
-    num_frames, keep_window = 20, 15
+    """keep_window=15 (SAM 2's minimum) over 18 frames: bounded state, same masks as plain SAM 2."""
+    num_frames, keep_window = 18, 15
     frames = jpeg_video(tmp_path / "jpg", num_frames)
     prompt = click([masks for _, masks in render(num_frames, WIDTH, HEIGHT)], 0)
 

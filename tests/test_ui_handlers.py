@@ -261,7 +261,11 @@ def test_brush_layer_at_another_size_is_scaled(app, clip):
 def test_empty_brush_is_refused(app, clip):
     session = opened(app, clip)
     with pytest.raises(gr.Error) as raised:
-        app.apply_brush(session, {"background": None, "layers": [np.zeros((120, 160, 4), np.uint8)], "composite": None}, "replace")
+        app.apply_brush(
+            session,
+            {"background": None, "layers": [np.zeros((120, 160, 4), np.uint8)], "composite": None},
+            "replace",
+        )
     assert "Paint over" in raised.value.message
 
 
@@ -311,6 +315,13 @@ def test_stop_keeps_what_was_done(app, clip, monkeypatch):
     assert 0 < kept < 12
     assert not session.tracking
     assert "kept" in app.after_stop(session).status
+
+
+def test_stop_with_nothing_running_changes_nothing(app, clip):
+    session = picked(app, clip)
+    assert app.stop(session) == gr.skip()
+    assert not session.cancel.is_set()
+    assert all(value == gr.skip() for value in app.after_stop(session)[1:])
 
 
 def test_after_stop_when_gradio_cancelled_the_generator(app, clip, monkeypatch):
@@ -402,7 +413,17 @@ def test_sweep_removes_old_stray_folders(tmp_path):
 
 
 # -- the page -----------------------------------------------------------------------------------
-REQUIRED_IDS = ["video-input", "prompt", "find-btn", "candidates", "frame-view", "track-btn", "stop-btn", "result-video", "downloads"]
+REQUIRED_IDS = [
+    "video-input",
+    "prompt",
+    "find-btn",
+    "candidates",
+    "frame-view",
+    "track-btn",
+    "stop-btn",
+    "result-video",
+    "downloads",
+]
 
 
 def _components(demo: gr.Blocks) -> dict[str, dict]:

@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.synthetic import DEFAULT_SHAPES, make_video
+from tests.synthetic import make_video
 from tracker.errors import InputError, VideoError
 from tracker.video import VideoReader, probe
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 FRAMES, WIDTH, HEIGHT, FPS = 48, 320, 240, 24.0
-RED = np.array(DEFAULT_SHAPES[0].color)
 
 
 def ffmpeg(*args: str) -> None:
@@ -31,33 +30,40 @@ def has_encoder(name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def videos(tmp_path_factory) -> dict[str, Path]:
-    """The same synthetic clip in several containers, plus a few special cases."""
-    root = tmp_path_factory.mktemp("videos")
-    base = root / "base.mp4"
-    truth = make_video(base, num_frames=FRAMES, width=WIDTH, height=HEIGHT, fps=FPS)
-    out = {"mp4": base, "truth": truth}
-    ffmpeg("-i", str(base), "-c", "copy", str(root / "base.mkv"))
-    ffmpeg("-i", str(base), "-c", "copy", str(root / "base.mov"))
-    ffmpeg("-i", str(base), "-c:v", "mpeg4", "-q:v", "2", str(root / "base.avi"))
-    out.update(mkv=root / "base.mkv", mov=root / "base.mov", avi=root / "base.avi")
+def clip(tmp_path_factory) -> tuple[Path, list[list[np.ndarray]]]:
+    """The synthetic clip as an H.264 mp4, with its ground-truth masks ``[frame][shape]``."""
+    path = tmp_path_factory.mktemp("clip") / "base.mp4"
+    truth = make_video(path, num_frames=FRAMES, width=WIDTH, height=HEIGHT, fps=FPS)
+    return path, truth
+
+
+@pytest.fixture(scope="module")
+def truth(clip) -> list[list[np.ndarray]]:
+    return clip[1]
+
+
+@pytest.fixture(scope="module")
+def videos(clip) -> dict[str, Path]:
+    """The same clip in several containers, plus a short-GOP version."""
+    base = clip[0]
+    root = base.parent
+    out = {"mp4": base}
+    for kind, codec_args in [
+        ("mkv", ["-c", "copy"]),
+        ("mov", ["-c", "copy"]),
+        ("avi", ["-c:v", "mpeg4", "-q:v", "2"]),
+    ]:
+        out[kind] = root / f"base.{kind}"
+        ffmpeg("-i", str(base), *codec_args, str(out[kind]))
     if has_encoder("libvpx-vp9"):
-        ffmpeg(
-            "-i",
-            str(base),
-            "-c:v",
-            "libvpx-vp9",
-            "-b:v",
-            "400k",
-            "-deadline",
-            "realtime",
-            str(root / "base.webm"),
-        )
         out["webm"] = root / "base.webm"
+        ffmpeg(
+            "-i", str(base), "-c:v", "libvpx-vp9", "-b:v", "400k", "-deadline", "realtime", str(out["webm"])
+        )
     # short GOPs and B-frames, so chunked access has to seek and reorder
-    ffmpeg("-i", str(base), "-c:v", "libx264", "-g", "8", "-bf", "2", "-crf", "12", str(root / "gop.mp4"))
     out["gop"] = root / "gop.mp4"
-    return out  # type: ignore[return-value]
+    ffmpeg("-i", str(base), "-c:v", "libx264", "-g", "8", "-bf", "2", "-crf", "12", str(out["gop"]))
+    return out
 
 
 def red_centroid(frame: np.ndarray) -> tuple[float, float]:
@@ -86,7 +92,7 @@ def truth_centroid(mask: np.ndarray) -> tuple[float, float]:
         ("webm", "vp9", 1e-3),
     ],
 )
-def test_probe_containers(videos, kind, codec, time_tolerance):
+def test_probe_containers(videos, truth, kind, codec, time_tolerance):
     if kind not in videos:
         pytest.skip(f"the bundled ffmpeg cannot write {kind}")
     info = probe(videos[kind])
@@ -105,10 +111,10 @@ def test_probe_containers(videos, kind, codec, time_tolerance):
             frame = reader.get(i)
             assert frame.shape == (HEIGHT, WIDTH, 3) and frame.dtype == np.uint8
             assert np.array_equal(frame, frames[i][1])
-            assert red_centroid(frame) == pytest.approx(truth_centroid(videos["truth"][i][0]), abs=1.5)
+            assert red_centroid(frame) == pytest.approx(truth_centroid(truth[i][0]), abs=1.5)
 
 
-def test_variable_frame_rate(videos, tmp_path):
+def test_variable_frame_rate(videos, truth, tmp_path):
     vfr = tmp_path / "vfr.mkv"
     # first half at 24 fps, second half at 12 fps
     ffmpeg(
@@ -128,7 +134,7 @@ def test_variable_frame_rate(videos, tmp_path):
     assert np.allclose(gaps[:23], 1 / 24, atol=2e-3) and np.allclose(gaps[24:], 2 / 24, atol=2e-3)
     assert info.time_of(30) == pytest.approx(info.timestamps[30] - info.timestamps[0])
     with VideoReader(info) as reader:
-        assert red_centroid(reader.get(40)) == pytest.approx(truth_centroid(videos["truth"][40][0]), abs=1.5)
+        assert red_centroid(reader.get(40)) == pytest.approx(truth_centroid(truth[40][0]), abs=1.5)
 
 
 @pytest.mark.parametrize("rotation", [90, 180, 270])
@@ -167,7 +173,7 @@ def test_rotation_matches_ffmpeg_autorotate(tmp_path, rotation):
         (101, (100, 74)),  # 101 × 75.75, each rounded down to even
     ],
 )
-def test_max_size(videos, max_size, expected):
+def test_max_size(videos, truth, max_size, expected):
     info = probe(videos["mp4"], max_size=max_size)
     assert (info.width, info.height) == expected
     assert (info.source_width, info.source_height) == (WIDTH, HEIGHT)
@@ -175,7 +181,7 @@ def test_max_size(videos, max_size, expected):
     with VideoReader(info) as reader:
         frame = reader.get(5)
     assert frame.shape == (expected[1], expected[0], 3)
-    cx, cy = truth_centroid(videos["truth"][5][0])
+    cx, cy = truth_centroid(truth[5][0])
     assert red_centroid(frame) == pytest.approx((cx * info.scale, cy * info.scale), abs=1.5)
 
 
@@ -366,7 +372,7 @@ def test_bad_files(tmp_path, videos, maker, message):
     assert "\n" not in str(caught.value)
 
 
-def test_truncated_tail_counts_decodable_frames(tmp_path, videos):
+def test_truncated_tail_counts_decodable_frames(tmp_path, videos, truth):
     # index at the front (+faststart): the demuxer lists packets whose data is missing
     faststart = tmp_path / "fs.mp4"
     ffmpeg("-i", str(videos["gop"]), "-c", "copy", "-movflags", "+faststart", str(faststart))
@@ -378,9 +384,7 @@ def test_truncated_tail_counts_decodable_frames(tmp_path, videos):
     with VideoReader(info, chunk_size=8) as reader:
         assert [i for i, _ in reader.iter_frames()] == list(range(info.num_frames))
         last = reader.get(info.num_frames - 1)
-    assert red_centroid(last) == pytest.approx(
-        truth_centroid(videos["truth"][info.num_frames - 1][0]), abs=1.5
-    )
+    assert red_centroid(last) == pytest.approx(truth_centroid(truth[info.num_frames - 1][0]), abs=1.5)
 
 
 def test_damaged_middle_does_not_crash(tmp_path, videos):

@@ -68,7 +68,9 @@ def pick_device(preference: str | Any = "auto") -> torch.device:
         return torch.device("mps")
     if choice == "cuda" or choice.startswith("cuda:"):
         if not cuda:
-            raise InputError(f"CUDA was requested ({choice}) but no CUDA GPU is available; {_available_sentence()}")
+            raise InputError(
+                f"CUDA was requested ({choice}) but no CUDA GPU is available; {_available_sentence()}"
+            )
         index_text = choice.partition(":")[2]
         if not index_text:
             return torch.device("cuda")
@@ -159,17 +161,40 @@ def enable_tf32(device: torch.device | str) -> bool:
     return True
 
 
-@contextmanager
-def autocast(device: torch.device | str, enabled: bool = True) -> Iterator[torch.dtype | None]:
-    """Run the block under the project's mixed-precision policy for ``device``; yields the dtype used.
-
-    Yields None (and changes nothing) when ``enabled`` is False or :func:`autocast_dtype` says
-    float32. Outputs made inside may be bfloat16: call ``.float()`` before ``.numpy()``.
+def resolve_autocast(device: torch.device | str, enabled: bool | None = None) -> torch.dtype | None:
+    """The dtype :func:`autocast` will use: ``enabled`` None = where it helps (:func:`autocast_dtype`),
+    True = bfloat16 wherever the device can run it (CPU always, CUDA with native bf16), False = never.
     """
     import torch
 
     device = torch.device(device)
-    dtype = autocast_dtype(device) if enabled else None
+    if enabled is None:
+        return autocast_dtype(device)
+    if not enabled:
+        return None
+    if device.type == "cpu":
+        return torch.bfloat16
+    if device.type == "cuda":
+        dtype = autocast_dtype(device)
+        if dtype is None:
+            logger.info("bfloat16 autocast requested but %s has no native bf16; running float32", device)
+        return dtype
+    return None  # MPS: SAM 2 is only validated in float32 there
+
+
+@contextmanager
+def autocast(device: torch.device | str, enabled: bool | None = None) -> Iterator[torch.dtype | None]:
+    """Run the block under the project's mixed-precision policy for ``device``; yields the dtype used.
+
+    ``enabled``: None = bfloat16 where it helps (CUDA with native bf16, CPUs with AVX512-BF16 /
+    AMX), True = bfloat16 wherever it runs (any CPU, bf16-capable CUDA), False = float32. Yields
+    None, changing nothing, when running float32. Outputs made inside may be bfloat16: call
+    ``.float()`` before ``.numpy()``. On CUDA, TF32 matmuls are switched on as well.
+    """
+    import torch
+
+    device = torch.device(device)
+    dtype = resolve_autocast(device, enabled)
     if dtype is None:
         yield None
         return
@@ -203,16 +228,54 @@ class Preset:
         if self.image_size % 32 or self.image_size <= 0:
             raise InputError(f"Preset {self.name!r}: image_size must be a positive multiple of 32.")
         if self.stride_seconds <= 0 or self.points_per_side < 1 or self.top_frames < 1:
-            raise InputError(f"Preset {self.name!r}: stride, points per side and top frames must be positive.")
+            raise InputError(
+                f"Preset {self.name!r}: stride, points per side and top frames must be positive."
+            )
 
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
-        Preset("fast", "tiny", 384, 640, 12, 2, 1.0, "SAM 2.1 tiny at 384 px: quick looks on a CPU (~0.3 s/frame)"),
-        Preset("balanced", "tiny", 512, 854, 16, 3, 0.5, "SAM 2.1 tiny at 512 px: the CPU default (~0.7 s/frame)"),
-        Preset("quality", "base+", 1024, 1280, 32, 4, 0.5, "SAM 2.1 base+ at 1024 px: the GPU default"),
-        Preset("best", "large", 1024, 1920, 32, 5, 0.25, "SAM 2.1 large at 1024 px: best masks, GPU strongly advised"),
+        Preset(
+            name="fast",
+            sam2_model="tiny",
+            image_size=384,
+            max_size=640,
+            points_per_side=12,
+            top_frames=2,
+            stride_seconds=1.0,
+            description="SAM 2.1 tiny at 384 px: quick looks on a CPU (about 0.3 s a frame)",
+        ),
+        Preset(
+            name="balanced",
+            sam2_model="tiny",
+            image_size=512,
+            max_size=854,
+            points_per_side=16,
+            top_frames=3,
+            stride_seconds=0.5,
+            description="SAM 2.1 tiny at 512 px: the CPU default (about 0.7 s a frame)",
+        ),
+        Preset(
+            name="quality",
+            sam2_model="base+",
+            image_size=1024,
+            max_size=1280,
+            points_per_side=32,
+            top_frames=4,
+            stride_seconds=0.5,
+            description="SAM 2.1 base+ at 1024 px: the GPU default (slow on a CPU)",
+        ),
+        Preset(
+            name="best",
+            sam2_model="large",
+            image_size=1024,
+            max_size=1920,
+            points_per_side=32,
+            top_frames=5,
+            stride_seconds=0.25,
+            description="SAM 2.1 large at 1024 px: the best masks; needs a GPU",
+        ),
     )
 }
 
@@ -246,7 +309,9 @@ def _cpu_tiny_seconds(image_size: int) -> float:
     return math.exp(y0 + slope * (math.log(image_size) - x0))
 
 
-def seconds_per_frame(sam2_model: str, image_size: int, device: torch.device | str, num_objects: int = 1) -> float:
+def seconds_per_frame(
+    sam2_model: str, image_size: int, device: torch.device | str, num_objects: int = 1
+) -> float:
     """Estimated SAM 2 propagation seconds per frame (see :func:`estimate_seconds`)."""
     spec = sam2_spec(sam2_model)
     device_type = _device_type(device)
@@ -262,7 +327,9 @@ def seconds_per_frame(sam2_model: str, image_size: int, device: torch.device | s
     return per_frame * (1 + _PER_EXTRA_OBJECT * (max(num_objects, 1) - 1))
 
 
-def estimate_seconds(preset: Preset | str, num_frames: int, device: torch.device | str, num_objects: int = 1) -> float:
+def estimate_seconds(
+    preset: Preset | str, num_frames: int, device: torch.device | str, num_objects: int = 1
+) -> float:
     """Rough wall time in seconds for SAM 2 to propagate ``num_frames`` frames with ``preset``.
 
     Good to a factor of about two: enough for "about 3 minutes" in the UI, not for scheduling.

@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, WeightsUnavailable
-from .registry import DEFAULT_CLIP, DEFAULT_SAM1, ClipSpec, ModelSpec, clip_spec, sam1_spec, sam2_spec
+from .registry import (
+    DEFAULT_CLIP,
+    DEFAULT_SAM1,
+    DEFAULT_SAM2,
+    ClipSpec,
+    ModelSpec,
+    clip_spec,
+    sam1_spec,
+    sam2_spec,
+)
 from .weights import CheckpointError, checkpoint_sha256, fix_command, resolve_checkpoint
 
 if TYPE_CHECKING:
@@ -39,7 +48,6 @@ if TYPE_CHECKING:
     from sam2.sam2_image_predictor import SAM2ImagePredictor
     from sam2.sam2_video_predictor import SAM2VideoPredictor
 
-    from .workspace import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +77,9 @@ RANDOM_WEIGHTS_AMG_OPTIONS: dict[str, Any] = {
 }
 
 _BUILD_LOCK = threading.Lock()  # Hydra's global config store is not thread-safe
-_RANDOM_WARNING = "%s uses UNTRAINED RANDOM WEIGHTS: its masks/scores are meaningless (fine for testing the pipeline)"
+_RANDOM_WARNING = (
+    "%s uses UNTRAINED RANDOM WEIGHTS: its masks/scores are meaningless (fine for testing the pipeline)"
+)
 
 
 def validate_image_size(image_size: int | None) -> int:
@@ -157,7 +167,9 @@ def _load_strict(module: Any, state_dict: dict, spec: ModelSpec, path: Path) -> 
     _raise_on_incompatible(incompatible.missing_keys, incompatible.unexpected_keys, spec, path)
 
 
-def _raise_on_incompatible(missing: Sequence[str], unexpected: Sequence[str], spec: ModelSpec, path: Path) -> None:
+def _raise_on_incompatible(
+    missing: Sequence[str], unexpected: Sequence[str], spec: ModelSpec, path: Path
+) -> None:
     if not missing and not unexpected:
         return
 
@@ -344,7 +356,10 @@ class ClipModel:
         if not texts:
             return torch.empty((0, self.dim), dtype=torch.float32)
         tokens = self.tokenizer(list(texts)).to(self.device)
-        with torch.inference_mode(), autocast(self.device, enabled=self.device.type == "cuda"):
+        with (
+            torch.inference_mode(),
+            autocast(self.device, enabled=None if self.device.type == "cuda" else False),
+        ):
             features = self.model.encode_text(tokens)
         return torch.nn.functional.normalize(features.float(), dim=-1).cpu()
 
@@ -389,7 +404,7 @@ class ClipModel:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 batch = torch.stack([self._prepare(image) for image in images[start : start + batch_size]])
-                with autocast(self.device, enabled=self.device.type == "cuda"):
+                with autocast(self.device, enabled=None if self.device.type == "cuda" else False):
                     features = self.model.encode_image(batch.to(self.device))
                 outputs.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu())
         return torch.cat(outputs)
@@ -400,9 +415,16 @@ class ClipModel:
         import torch
         import torch.nn.functional as F
 
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        if (
+            not isinstance(image, np.ndarray)
+            or image.ndim != 3
+            or image.shape[2] != 3
+            or image.dtype != np.uint8
+        ):
             shape = getattr(image, "shape", None)
-            raise ValueError(f"encode_images expects H×W×3 uint8 RGB arrays, got {getattr(image, 'dtype', type(image))} {shape}")
+            raise ValueError(
+                f"encode_images expects H×W×3 uint8 RGB arrays, got {getattr(image, 'dtype', type(image))} {shape}"
+            )
         height, width = image.shape[:2]
         if height == 0 or width == 0:
             raise ValueError("encode_images got an empty image")
@@ -410,7 +432,9 @@ class ClipModel:
         pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
         mode = "bicubic" if self.interpolation == "bicubic" else "bilinear"
         if self.resize_mode == "squash":
-            resized = F.interpolate(pixels, size=(out_h, out_w), mode=mode, antialias=True, align_corners=False)
+            resized = F.interpolate(
+                pixels, size=(out_h, out_w), mode=mode, antialias=True, align_corners=False
+            )
         else:  # "shortest" (and the rare "longest", approximated the same way)
             short = min(out_h, out_w)
             scale = short / min(height, width)
@@ -419,7 +443,9 @@ class ClipModel:
             else:
                 new_h, new_w = max(int(short * height / width), short), short
             if scale != 1 or (new_h, new_w) != (height, width):
-                resized = F.interpolate(pixels, size=(new_h, new_w), mode=mode, antialias=True, align_corners=False)
+                resized = F.interpolate(
+                    pixels, size=(new_h, new_w), mode=mode, antialias=True, align_corners=False
+                )
             else:
                 resized = pixels
             top = int(round((new_h - out_h) / 2.0))
@@ -608,34 +634,47 @@ def sam1_mask_generator(
 # ----------------------------------------------------------------------------------------- hub
 
 
-def mask_generator_spec(mask_generator: str) -> ModelSpec | None:
-    """Settings.mask_generator → the SAM 1 spec it needs, or None for ``"sam2"`` (uses the tracker's model)."""
-    choice = (mask_generator or "sam2").strip().lower()
-    if choice == "sam2":
+def mask_generator_spec(settings: Any) -> ModelSpec | None:
+    """The SAM 1 spec a run's candidate proposer needs, or None when it only uses SAM 2.
+
+    Reads ``settings.mask_generator`` ("points" | "sam2-auto" | "sam1-auto", or the older
+    "sam2" / "sam1:vit_b" forms) and ``settings.sam1_model``.
+    """
+    choice = (getattr(settings, "mask_generator", None) or "points").strip().lower()
+    if not choice.startswith("sam1"):
         return None
-    family, _, variant = choice.partition(":")
-    if family in ("sam1", "sam"):
-        return sam1_spec(variant or DEFAULT_SAM1)
-    raise InputError(f"Unknown mask generator {mask_generator!r}; use sam2, sam1:vit_b, sam1:vit_l or sam1:vit_h.")
+    variant = choice.partition(":")[2] or getattr(settings, "sam1_model", None) or DEFAULT_SAM1
+    return sam1_spec(variant)
 
 
-def missing_weights(settings: Settings, checkpoints_dir: Path | str | None = None) -> list[WeightsUnavailable]:
+def missing_weights(settings: Any, checkpoints_dir: Path | str | None = None) -> list[WeightsUnavailable]:
     """The checkpoints ``settings`` needs that cannot be found locally (nothing built, nothing downloaded).
 
-    Empty with ``settings.random_weights``. Looks where :func:`resolve_checkpoint` looks, minus
-    the download. Unknown model names raise :class:`~tracker.errors.InputError`.
+    Checks SAM 2 (``settings.sam2_model``, None = the default), CLIP, and SAM 1 when the proposer
+    is ``sam1-auto``; explicit ``sam2_checkpoint`` / ``clip_checkpoint`` paths are checked as
+    given. Empty with ``settings.random_weights``. Looks where :func:`resolve_checkpoint` looks,
+    minus the download. Unknown model names raise :class:`~tracker.errors.InputError`.
     """
-    if settings.random_weights:
+    if getattr(settings, "random_weights", False):
         return []
-    specs: list[ModelSpec] = [sam2_spec(settings.sam2_model), clip_spec(settings.clip_model)]
-    extra = mask_generator_spec(settings.mask_generator)
-    if extra is not None:
-        specs.append(extra)
-    folder = settings.checkpoints_dir or checkpoints_dir
+    folder = getattr(settings, "checkpoints_dir", None) or checkpoints_dir
+    needed: list[tuple[ModelSpec, Any]] = [
+        (
+            sam2_spec(getattr(settings, "sam2_model", None) or DEFAULT_SAM2),
+            getattr(settings, "sam2_checkpoint", None),
+        ),
+        (
+            clip_spec(getattr(settings, "clip_model", None) or DEFAULT_CLIP),
+            getattr(settings, "clip_checkpoint", None),
+        ),
+    ]
+    sam1 = mask_generator_spec(settings)
+    if sam1 is not None:
+        needed.append((sam1, getattr(settings, "sam1_checkpoint", None)))
     missing = []
-    for spec in specs:
+    for spec, explicit in needed:
         try:
-            resolve_checkpoint(spec, checkpoints_dir=folder, download=False)
+            resolve_checkpoint(spec, explicit=explicit, checkpoints_dir=folder, download=False)
         except WeightsUnavailable as error:
             missing.append(error)
     return missing
@@ -653,7 +692,7 @@ class ModelHub:
         self,
         checkpoints_dir: Path | str | None = None,
         offline: bool | None = None,
-        device: str = "auto",
+        device: Any = "auto",
     ) -> None:
         self.checkpoints_dir = Path(checkpoints_dir) if checkpoints_dir else None
         self.offline = offline
@@ -687,67 +726,93 @@ class ModelHub:
                 self._loading.pop(key, None)
         return model
 
+    def _key(
+        self, kind: str, name: str, size: int | None, device: Any, random_weights: bool, checkpoint: Any
+    ) -> tuple:
+        return (
+            kind,
+            name,
+            size,
+            str(device),
+            bool(random_weights),
+            str(Path(checkpoint).expanduser()) if checkpoint else None,
+        )
+
     def sam2(
         self,
-        model: str = "tiny",
+        model: str | None = "tiny",
         image_size: int | None = None,
         device: Any = None,
         random_weights: bool = False,
         checkpoint: Path | str | None = None,
+        checkpoints_dir: Path | str | None = None,
+        offline: bool | None = None,
     ) -> SAM2VideoPredictor:
-        """The shared SAM 2 video predictor (see :func:`load_sam2`)."""
-        spec = sam2_spec(model)
+        """The shared SAM 2 video predictor (see :func:`load_sam2`); ``model`` None = the default.
+
+        ``checkpoints_dir`` / ``offline`` default to the hub's; they only matter on first load.
+        """
+        spec = sam2_spec(model or "tiny")
         size = validate_image_size(image_size)
         target = self._device(device)
-        key = ("sam2", spec.name, size, str(target), random_weights, str(checkpoint) if checkpoint else None)
         return self._get(
-            key,
+            self._key("sam2", spec.name, size, target, random_weights, checkpoint),
             lambda: load_sam2(
                 spec.name,
                 image_size=size,
                 device=target,
                 random_weights=random_weights,
                 checkpoint=checkpoint,
-                checkpoints_dir=self.checkpoints_dir,
-                offline=self.offline,
+                checkpoints_dir=checkpoints_dir or self.checkpoints_dir,
+                offline=self.offline if offline is None else offline,
             ),
         )
 
     def clip(
-        self, name: str = DEFAULT_CLIP, device: Any = None, random_weights: bool = False, checkpoint: Path | str | None = None
+        self,
+        name: str = DEFAULT_CLIP,
+        device: Any = None,
+        random_weights: bool = False,
+        checkpoint: Path | str | None = None,
+        checkpoints_dir: Path | str | None = None,
+        offline: bool | None = None,
     ) -> ClipModel:
         """The shared CLIP model (see :func:`load_clip`)."""
-        spec = clip_spec(name)
+        spec = clip_spec(name or DEFAULT_CLIP)
         target = self._device(device)
-        key = ("clip", spec.name, None, str(target), random_weights, str(checkpoint) if checkpoint else None)
         return self._get(
-            key,
+            self._key("clip", spec.name, None, target, random_weights, checkpoint),
             lambda: load_clip(
                 spec.name,
                 device=target,
                 random_weights=random_weights,
                 checkpoint=checkpoint,
-                checkpoints_dir=self.checkpoints_dir,
-                offline=self.offline,
+                checkpoints_dir=checkpoints_dir or self.checkpoints_dir,
+                offline=self.offline if offline is None else offline,
             ),
         )
 
     def sam1(
-        self, name: str = DEFAULT_SAM1, device: Any = None, random_weights: bool = False, checkpoint: Path | str | None = None
+        self,
+        name: str = DEFAULT_SAM1,
+        device: Any = None,
+        random_weights: bool = False,
+        checkpoint: Path | str | None = None,
+        checkpoints_dir: Path | str | None = None,
+        offline: bool | None = None,
     ) -> Any:
         """The shared SAM 1 model (see :func:`load_sam1`)."""
-        spec = sam1_spec(name)
+        spec = sam1_spec(name or DEFAULT_SAM1)
         target = self._device(device)
-        key = ("sam1", spec.name, 1024, str(target), random_weights, str(checkpoint) if checkpoint else None)
         return self._get(
-            key,
+            self._key("sam1", spec.name, 1024, target, random_weights, checkpoint),
             lambda: load_sam1(
                 spec.name,
                 device=target,
                 random_weights=random_weights,
                 checkpoint=checkpoint,
-                checkpoints_dir=self.checkpoints_dir,
-                offline=self.offline,
+                checkpoints_dir=checkpoints_dir or self.checkpoints_dir,
+                offline=self.offline if offline is None else offline,
             ),
         )
 
@@ -760,7 +825,9 @@ class ModelHub:
                 model.tracker_lock = lock
             return lock
 
-    def missing_weights(self, settings: Settings) -> list[WeightsUnavailable]:
+    lock_for = model_lock
+
+    def missing_weights(self, settings: Any) -> list[WeightsUnavailable]:
         """:func:`missing_weights` with this hub's checkpoints folder as the fallback."""
         return missing_weights(settings, checkpoints_dir=self.checkpoints_dir)
 

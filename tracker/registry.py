@@ -20,7 +20,7 @@ valid choices. Every spec answers the same questions for :mod:`tracker.weights`:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from .errors import InputError
 
@@ -77,8 +77,8 @@ class ClipSpec:
 
     ``hf_repo`` is open_clip's hub repo for the tag (no trailing slash); the hub keeps the
     weights as one of :data:`OPEN_CLIP_HF_FILENAMES` (or ``checkpoint_filename`` when given).
-    In ``checkpoints/`` the file is called ``open_clip_<arch>_<tag>.safetensors`` (``.bin`` when
-    the hub only had the pickle).
+    In ``checkpoints/`` the file is called ``<arch>__<tag>.safetensors`` (``.bin`` when the hub
+    only had the pickle), e.g. ``ViT-B-32__laion2b_s34b_b79k.safetensors``.
     """
 
     kind: ClassVar[str] = "clip"
@@ -99,7 +99,7 @@ class ClipSpec:
 
     @property
     def local_stem(self) -> str:
-        return f"open_clip_{self.arch}_{self.pretrained}"
+        return f"{self.arch}__{self.pretrained}"
 
     @property
     def local_filenames(self) -> tuple[str, ...]:
@@ -145,7 +145,7 @@ class Sam1Spec:
         return f"SAM 1 model {self.name!r}"
 
 
-ModelSpec = Union[Sam2Spec, ClipSpec, Sam1Spec]
+ModelSpec = Sam2Spec | ClipSpec | Sam1Spec
 
 _SAM21_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 _SAM20_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"
@@ -164,7 +164,12 @@ def _sam2_row(
     size_words = {short, size, repo_size, letter}
     if size == "base_plus":
         size_words |= {"base", "base_plus", "base-plus", "baseplus", "b+", "bplus"}
-    aliases: set[str] = {repo_id, checkpoint.removesuffix(".pt"), f"{tag}_hiera_{letter}", f"{tag}-hiera-{repo_size}"}
+    aliases: set[str] = {
+        repo_id,
+        checkpoint.removesuffix(".pt"),
+        f"{tag}_hiera_{letter}",
+        f"{tag}-hiera-{repo_size}",
+    }
     for word in size_words:
         aliases |= {f"{tag}-{word}", f"{tag}_{word}"}
     if version == "2.1":
@@ -205,7 +210,13 @@ CLIP_MODELS: dict[str, ClipSpec] = {
             arch="ViT-B-32",
             pretrained="laion2b_s34b_b79k",
             hf_repo="laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
-            aliases=("ViT-B-32", "ViT-B/32", "b32", "vit-b-32-laion2b", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"),
+            aliases=(
+                "ViT-B-32",
+                "ViT-B/32",
+                "b32",
+                "vit-b-32-laion2b",
+                "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+            ),
             description="OpenCLIP ViT-B/32 on LAION-2B: fast, the default",
             embed_dim=512,
         ),
@@ -214,7 +225,13 @@ CLIP_MODELS: dict[str, ClipSpec] = {
             arch="ViT-B-16",
             pretrained="laion2b_s34b_b88k",
             hf_repo="laion/CLIP-ViT-B-16-laion2B-s34B-b88K",
-            aliases=("ViT-B-16", "ViT-B/16", "b16", "vit-b-16-laion2b", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K"),
+            aliases=(
+                "ViT-B-16",
+                "ViT-B/16",
+                "b16",
+                "vit-b-16-laion2b",
+                "laion/CLIP-ViT-B-16-laion2B-s34B-b88K",
+            ),
             description="OpenCLIP ViT-B/16 on LAION-2B: finer detail, ~4x the compute of B/32",
             embed_dim=512,
         ),
@@ -223,7 +240,13 @@ CLIP_MODELS: dict[str, ClipSpec] = {
             arch="ViT-L-14",
             pretrained="laion2b_s32b_b82k",
             hf_repo="laion/CLIP-ViT-L-14-laion2B-s32B-b82K",
-            aliases=("ViT-L-14", "ViT-L/14", "l14", "vit-l-14-laion2b", "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"),
+            aliases=(
+                "ViT-L-14",
+                "ViT-L/14",
+                "l14",
+                "vit-l-14-laion2b",
+                "laion/CLIP-ViT-L-14-laion2B-s32B-b82K",
+            ),
             description="OpenCLIP ViT-L/14 on LAION-2B: most accurate, slow on CPU",
             embed_dim=768,
         ),
@@ -331,8 +354,16 @@ def find_spec(name: str) -> ModelSpec:
     raise InputError(f"Unknown model {name!r}; choose one of: {', '.join(every)}.")
 
 
-def list_models() -> list[dict[str, str]]:
-    """One row per registered model for ``python -m tracker models``.
+def list_models() -> dict[str, list[str]]:
+    """Canonical names per family, defaults first: ``{"sam2": [...], "clip": [...], "sam1": [...]}``."""
+    defaults = {DEFAULT_SAM2, DEFAULT_CLIP, DEFAULT_SAM1}
+    return {
+        family: sorted(table, key=lambda key: key not in defaults) for family, (_, table) in _FAMILIES.items()
+    }
+
+
+def model_table() -> list[dict[str, str]]:
+    """One row per registered model for a detailed listing (``python -m tracker download --list``).
 
     Keys: ``kind`` ("sam2" | "clip" | "sam1"), ``name`` (the key to pass on the command line),
     ``aliases`` (comma-separated), ``file`` (name in ``checkpoints/``), ``source`` (hub repo or

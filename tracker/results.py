@@ -37,6 +37,7 @@ import io
 import json
 import logging
 import os
+import struct
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -55,10 +56,9 @@ logger = logging.getLogger(__name__)
 RESULTS_FORMAT = "tvt-results"
 RESULTS_VERSION = 1
 
-# Python-object cost besides the counts bytes, measured with tracemalloc on CPython 3.11: an
-# entry with a visible mask (box and centroid tuples of floats) and an empty one; a stored frame.
-_ENTRY_OVERHEAD = 510
-_EMPTY_ENTRY_OVERHEAD = 140
+# Python-object cost of an entry besides its packed bytes (bytes header, dict slot, int key) and
+# of a stored frame (its dict), measured with tracemalloc on CPython 3.11.
+_ENTRY_OVERHEAD = 100
 _FRAME_OVERHEAD = 250
 
 
@@ -80,10 +80,30 @@ class MaskStats:
         return self.area > 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    counts: bytes
-    stats: MaskStats
+# One (frame, object) entry is a single bytes object: the statistics packed with struct, then the
+# RLE counts. Python objects per entry (tuples of floats, dataclasses) cost ~500 bytes, more
+# than the RLE of a typical mask; packed, the overhead is ~75 bytes.
+_STATS = struct.Struct("<iiiiiddf")  # area, x0, y0, x1, y1, cx, cy, score
+
+
+def _pack(stats: MaskStats, counts: bytes) -> bytes:
+    if stats.area and stats.box is not None and stats.centroid is not None:
+        x0, y0, x1, y1 = (int(v) for v in stats.box)
+        packed = _STATS.pack(stats.area, x0, y0, x1, y1, stats.centroid[0], stats.centroid[1], stats.score)
+    else:
+        packed = _STATS.pack(0, 0, 0, 0, 0, 0.0, 0.0, stats.score)
+    return packed + counts
+
+
+def _unpack(entry: bytes) -> MaskStats:
+    area, x0, y0, x1, y1, cx, cy, score = _STATS.unpack_from(entry)
+    if area == 0:
+        return MaskStats(0, None, None, score)
+    return MaskStats(area, (float(x0), float(y0), float(x1), float(y1)), (cx, cy), score)
+
+
+def _counts(entry: bytes) -> bytes:
+    return entry[_STATS.size :]
 
 
 def encode_mask(mask: np.ndarray) -> dict:
@@ -127,7 +147,7 @@ class ResultStore:
         self.width = int(width)
         self.height = int(height)
         self.num_frames = int(num_frames)
-        self._frames: dict[int, dict[int, _Entry]] = {}
+        self._frames: dict[int, dict[int, bytes]] = {}  # frame → object → packed entry
         self._lock = threading.RLock()
 
     # -- writing ---------------------------------------------------------------------------
@@ -143,7 +163,7 @@ class ResultStore:
         for object_id, mask, score in zip(result.object_ids, result.masks, result.scores, strict=True):
             rle = encode_mask(mask)
             stats = mask_stats(mask, rle, float(np.float32(score)))
-            entries[int(object_id)] = _Entry(rle["counts"], stats)
+            entries[int(object_id)] = _pack(stats, rle["counts"])
         with self._lock:
             self._frames.setdefault(int(result.frame_idx), {}).update(entries)
 
@@ -158,7 +178,7 @@ class ResultStore:
         rle = {"size": [self.height, self.width], "counts": counts}
         stats = mask_stats(decode_rle(rle), rle, float(np.float32(score)))
         with self._lock:
-            self._frames.setdefault(int(frame_idx), {})[int(object_id)] = _Entry(counts, stats)
+            self._frames.setdefault(int(frame_idx), {})[int(object_id)] = _pack(stats, counts)
 
     def remove_object(self, object_id: int) -> int:
         """Forget ``object_id`` on every frame; returns how many entries went."""
@@ -198,7 +218,7 @@ class ResultStore:
             rles = [self._rle(entry) for _, entry in items]
             # decode gives H×W×N Fortran order; moving N first keeps each mask contiguous-ish
             masks = np.ascontiguousarray(np.moveaxis(mask_utils.decode(rles), -1, 0)).view(bool)
-        scores = np.array([entry.stats.score for _, entry in items], dtype=np.float32)
+        scores = np.array([_unpack(entry).score for _, entry in items], dtype=np.float32)
         return FrameResult(int(frame_idx), object_ids, masks, scores)
 
     def mask(self, frame_idx: int, object_id: int) -> np.ndarray | None:
@@ -213,7 +233,7 @@ class ResultStore:
 
     def stats(self, frame_idx: int, object_id: int) -> MaskStats | None:
         entry = self._entry(frame_idx, object_id)
-        return None if entry is None else entry.stats
+        return None if entry is None else _unpack(entry)
 
     def frames(self) -> list[int]:
         """Stored frame indices, ascending."""
@@ -243,7 +263,7 @@ class ResultStore:
                 for object_id, entry in entries.items()
             )
         for frame_idx, object_id, entry in snapshot:
-            yield frame_idx, object_id, self._rle(entry), entry.stats
+            yield frame_idx, object_id, self._rle(entry), _unpack(entry)
 
     def __len__(self) -> int:
         """Number of stored frames."""
@@ -260,8 +280,7 @@ class ResultStore:
             total = len(self._frames) * _FRAME_OVERHEAD
             for entries in self._frames.values():
                 for entry in entries.values():
-                    overhead = _ENTRY_OVERHEAD if entry.stats.area else _EMPTY_ENTRY_OVERHEAD
-                    total += len(entry.counts) + overhead
+                    total += len(entry) + _ENTRY_OVERHEAD
         return total
 
     def copy(self) -> ResultStore:
@@ -311,13 +330,14 @@ class ResultStore:
                 "objects": [
                     {
                         "id": object_id,
-                        "score": entry.stats.score,
-                        "area": entry.stats.area,
-                        "box": entry.stats.box,
-                        "centroid": entry.stats.centroid,
-                        "counts": entry.counts.decode("ascii"),
+                        "score": stats.score,
+                        "area": stats.area,
+                        "box": stats.box,
+                        "centroid": stats.centroid,
+                        "counts": _counts(entry).decode("ascii"),
                     }
                     for object_id, entry in entries
+                    for stats in (_unpack(entry),)
                 ],
             }
             for frame_idx, entries in snapshot
@@ -336,7 +356,7 @@ class ResultStore:
                     f"{header['version']}, this one reads up to {RESULTS_VERSION}); update the tracker."
                 )
             store = cls(int(header["width"]), int(header["height"]), int(header["num_frames"]))
-            frames: dict[int, dict[int, _Entry]] = {}
+            frames: dict[int, dict[int, bytes]] = {}
             for number, record in enumerate(records, start=1):
                 position = f"frame record {number}"
                 frame_idx = store._check_frame(int(record["frame"]))
@@ -350,7 +370,7 @@ class ResultStore:
                         None if centroid is None else tuple(float(v) for v in centroid),
                         float(obj["score"]),
                     )
-                    entries[int(obj["id"])] = _Entry(obj["counts"].encode("ascii"), stats)
+                    entries[int(obj["id"])] = _pack(stats, obj["counts"].encode("ascii"))
         except ProjectError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, EOFError, OSError) as exc:
@@ -431,12 +451,12 @@ class ResultStore:
             raise ValueError(f"frame {frame_idx} is outside 0..{self.num_frames - 1}")
         return int(frame_idx)
 
-    def _entry(self, frame_idx: int, object_id: int) -> _Entry | None:
+    def _entry(self, frame_idx: int, object_id: int) -> bytes | None:
         with self._lock:
             return self._frames.get(int(frame_idx), {}).get(int(object_id))
 
-    def _rle(self, entry: _Entry) -> dict:
-        return {"size": [self.height, self.width], "counts": entry.counts}
+    def _rle(self, entry: bytes) -> dict:
+        return {"size": [self.height, self.width], "counts": _counts(entry)}
 
 
 @contextlib.contextmanager

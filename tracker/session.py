@@ -437,7 +437,9 @@ class TrackingSession:
             try:
                 with self._compute():
                     if use_mask:
-                        predictor.add_new_mask(state, frame_idx, object_id, torch.from_numpy(prompt.mask))
+                        predictor.add_new_mask(
+                            state, frame_idx, object_id, torch.from_numpy(np.ascontiguousarray(prompt.mask))
+                        )
                     else:
                         # clear_old_points: the prompt carries every click of this object here.
                         predictor.add_new_points_or_box(

@@ -375,7 +375,10 @@ def _download_url(spec: ModelSpec, folder: Path, progress: bool) -> Path:
     handle, tmp_name = tempfile.mkstemp(prefix=f".{spec.local_filename}.", suffix=".part", dir=folder)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(spec.url, timeout=READ_TIMEOUT) as response:
+        with (
+            os.fdopen(handle, "wb") as out,
+            urllib.request.urlopen(spec.url, timeout=READ_TIMEOUT) as response,
+        ):
             total = int(response.headers.get("Content-Length") or 0)
             report = _progress_reporter(spec.local_filename, total, progress)
             while chunk := response.read(1 << 20):

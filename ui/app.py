@@ -58,10 +58,16 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
         with gr.Column(elem_id="app-header"):
             gr.Markdown(f"# {text.TITLE}\n{text.TAGLINE}")
         if services.random_weights:
-            gr.HTML(f'<div class="banner warn">{text.RANDOM_WEIGHTS_BANNER}</div>', elem_id="random-weights-banner")
+            gr.HTML(
+                f'<div class="banner warn">{text.RANDOM_WEIGHTS_BANNER}</div>',
+                elem_id="random-weights-banner",
+            )
         if services.missing_weights:
             missing = [(m.model, m.fix) for m in services.missing_weights]
-            gr.HTML(f'<div class="banner stop">{text.missing_weights_banner(missing)}</div>', elem_id="missing-weights-banner")
+            gr.HTML(
+                f'<div class="banner stop">{text.missing_weights_banner(missing)}</div>',
+                elem_id="missing-weights-banner",
+            )
 
         # 1 · input ----------------------------------------------------------------------------
         with gr.Column(elem_classes=["step"], elem_id="step-input"):
@@ -71,22 +77,38 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                     video = gr.Video(label="Video", sources=["upload"], elem_id="video-input", height=320)
                 with gr.Column(scale=4):
                     prompt = gr.Textbox(
-                        label="What to follow", placeholder=text.PROMPT_PLACEHOLDER, info=text.PROMPT_INFO,
-                        elem_id="prompt", max_lines=1,
+                        label="What to follow",
+                        placeholder=text.PROMPT_PLACEHOLDER,
+                        info=text.PROMPT_INFO,
+                        elem_id="prompt",
+                        max_lines=1,
                     )
                     negative = gr.Textbox(
-                        label="What not to pick (optional)", placeholder=text.NEGATIVE_PLACEHOLDER,
-                        info=text.NEGATIVE_INFO, elem_id="negative-prompt", max_lines=1,
+                        label="What not to pick (optional)",
+                        placeholder=text.NEGATIVE_PLACEHOLDER,
+                        info=text.NEGATIVE_INFO,
+                        elem_id="negative-prompt",
+                        max_lines=1,
                     )
                     preset = gr.Radio(
-                        choices=[(p.label, p.name) for p in services.presets], value=services.default_preset,
-                        label="Speed / quality", info=text.PRESET_INFO, elem_id="preset",
+                        choices=[(p.label, p.name) for p in services.presets],
+                        value=services.default_preset,
+                        label="Speed / quality",
+                        info=text.PRESET_INFO,
+                        elem_id="preset",
                     )
                     estimate = gr.Markdown(elem_id="estimate", elem_classes=["status"])
-            examples = [[str(ASSETS / name), example_prompt] for name, example_prompt in EXAMPLES if (ASSETS / name).is_file()]
+            examples = [
+                [str(ASSETS / name), example_prompt]
+                for name, example_prompt in EXAMPLES
+                if (ASSETS / name).is_file()
+            ]
             if examples:
                 gr.Examples(
-                    examples, inputs=[video, prompt], label="Or try an example", examples_per_page=4,
+                    examples,
+                    inputs=[video, prompt],
+                    label="Or try an example",
+                    examples_per_page=4,
                     api_visibility="private",
                 )
 
@@ -94,13 +116,24 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
         with gr.Column(elem_classes=["step"], elem_id="step-find"):
             _step(text.STEP_FIND, text.HELP_FIND)
             with gr.Row():
-                find_btn = gr.Button("🔍 Find", variant="primary", elem_id="find-btn", interactive=ready, scale=0, min_width=160)
-                find_status = gr.Markdown(text.NO_CANDIDATES_YET, elem_id="find-status", elem_classes=["status"])
+                find_btn = gr.Button(
+                    "Find", variant="primary", elem_id="find-btn", interactive=ready, scale=0, min_width=160
+                )
+                find_status = gr.Markdown(
+                    text.NO_CANDIDATES_YET, elem_id="find-status", elem_classes=["status", "progress-host"]
+                )
             gallery = gr.Gallery(
-                label="Candidates (best first)", elem_id="candidates", columns=4, height=340,
-                allow_preview=False, object_fit="contain", interactive=False,
+                label="Candidates (best first)",
+                elem_id="candidates",
+                columns=4,
+                height="auto",
+                allow_preview=False,
+                object_fit="contain",
+                interactive=False,
             )
-            use_btn = gr.Button("Use selected candidate for the current object", size="sm", elem_id="use-selected-btn")
+            use_btn = gr.Button(
+                "Use selected candidate for the current object", size="sm", elem_id="use-selected-btn"
+            )
 
         # 3 · refine ---------------------------------------------------------------------------
         with gr.Column(elem_classes=["step"], elem_id="step-refine"):
@@ -110,52 +143,96 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                     with gr.Tabs():
                         with gr.Tab("Click", id="click-tab"):
                             frame_view = gr.Image(
-                                label="Current frame", elem_id="frame-view", interactive=False, show_label=False,
-                                buttons=["fullscreen"], format="jpeg",
+                                label="Current frame",
+                                elem_id="frame-view",
+                                interactive=False,
+                                show_label=False,
+                                buttons=["fullscreen"],
+                                format="jpeg",
                             )
                         with gr.Tab("Brush", id="brush-tab") as brush_tab:
                             gr.Markdown(text.HELP_BRUSH, elem_classes=["step-help"])
                             editor = gr.ImageEditor(
-                                label="Brush", elem_id="brush-editor", type="numpy", image_mode="RGBA",
-                                sources=[], transforms=[], layers=False,
+                                label="Brush",
+                                elem_id="brush-editor",
+                                type="numpy",
+                                image_mode="RGBA",
+                                sources=[],
+                                transforms=[],
+                                layers=False,
                                 brush=gr.Brush(colors=["#ff3b30"], color_mode="fixed", default_size=18),
                             )
                             with gr.Row():
-                                brush_mode = gr.Radio(text.BRUSH_CHOICES, value="replace", show_label=False, elem_id="brush-mode")
-                                brush_btn = gr.Button("Use brushed mask", elem_id="brush-apply-btn", scale=0, min_width=180)
-                    frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame-slider", interactive=False)
-                    refine_status = gr.Markdown(text.NO_VIDEO, elem_id="refine-status", elem_classes=["status"])
-                with gr.Column(scale=1, min_width=260):
-                    mode = gr.Radio(text.MODE_CHOICES, value="positive", label="A click means", elem_id="click-mode")
-                    objects = gr.Radio(choices=[], label="Objects (clicks go to the selected one)", elem_id="objects")
+                                brush_mode = gr.Radio(
+                                    text.BRUSH_CHOICES,
+                                    value="replace",
+                                    show_label=False,
+                                    elem_id="brush-mode",
+                                )
+                                brush_btn = gr.Button(
+                                    "Use brushed mask", elem_id="brush-apply-btn", scale=0, min_width=180
+                                )
+                    frame_slider = gr.Slider(
+                        0, 1, value=0, step=1, label="Frame", elem_id="frame-slider", interactive=False
+                    )
+                    refine_status = gr.Markdown(
+                        text.NO_VIDEO, elem_id="refine-status", elem_classes=["status"]
+                    )
+                with gr.Column(scale=1, min_width=280):
+                    mode = gr.Radio(
+                        text.MODE_CHOICES, value="positive", label="A click means", elem_id="click-mode"
+                    )
+                    objects = gr.Radio(choices=[], label="Clicks go to", elem_id="objects")
                     legend = gr.HTML(elem_id="object-legend")
+                    with gr.Row(equal_height=False, elem_id="name-row"):
+                        name = gr.Textbox(
+                            label="Name", elem_id="object-name", max_lines=1, scale=3, min_width=120
+                        )
+                        rename_btn = gr.Button(
+                            "Rename", size="sm", scale=1, min_width=70, elem_id="rename-btn"
+                        )
                     with gr.Row():
-                        name = gr.Textbox(label="Name", elem_id="object-name", max_lines=1, scale=3)
-                        rename_btn = gr.Button("Rename", size="sm", scale=1, min_width=70, elem_id="rename-btn")
+                        add_btn = gr.Button("+ New object", size="sm", min_width=90, elem_id="add-object-btn")
+                        remove_btn = gr.Button(
+                            "Remove", size="sm", variant="stop", min_width=90, elem_id="remove-object-btn"
+                        )
                     with gr.Row():
-                        add_btn = gr.Button("➕ New object", size="sm", elem_id="add-object-btn")
-                        remove_btn = gr.Button("🗑 Remove", size="sm", variant="stop", elem_id="remove-object-btn")
-                    with gr.Row():
-                        undo_btn = gr.Button("↶ Undo", size="sm", elem_id="undo-btn")
-                        redo_btn = gr.Button("↷ Redo", size="sm", elem_id="redo-btn")
-                        clear_btn = gr.Button("Clear frame", size="sm", elem_id="clear-btn")
+                        undo_btn = gr.Button("↶ Undo", size="sm", min_width=60, elem_id="undo-btn")
+                        redo_btn = gr.Button("↷ Redo", size="sm", min_width=60, elem_id="redo-btn")
+                        clear_btn = gr.Button("Clear frame", size="sm", min_width=60, elem_id="clear-btn")
 
         # 4 · track ----------------------------------------------------------------------------
         with gr.Column(elem_classes=["step"], elem_id="step-track"):
             _step(text.STEP_TRACK, text.HELP_TRACK)
             with gr.Row():
-                track_btn = gr.Button("▶ Track", variant="primary", elem_id="track-btn", interactive=ready, scale=0, min_width=160)
+                track_btn = gr.Button(
+                    "▶ Track",
+                    variant="primary",
+                    elem_id="track-btn",
+                    interactive=ready,
+                    scale=0,
+                    min_width=160,
+                )
                 stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", scale=0, min_width=110)
                 direction = gr.Radio(
                     [("both ways", "both"), ("forward only", "forward"), ("backward only", "backward")],
-                    value="both", label="Direction", elem_id="direction", scale=2,
+                    value="both",
+                    label="Direction",
+                    elem_id="direction",
+                    scale=2,
                 )
-            track_status = gr.Markdown(elem_id="track-status", elem_classes=["status"])
+            track_status = gr.Markdown(elem_id="track-status", elem_classes=["status", "progress-host"])
             result_video = gr.Video(
-                label="Overlay", elem_id="result-video", streaming=services.streaming, autoplay=True,
-                interactive=False, height=420,
+                label="Overlay",
+                elem_id="result-video",
+                streaming=services.streaming,
+                autoplay=True,
+                interactive=False,
+                height=420,
             )
-            live = gr.Image(label="Live", elem_id="live-frame", interactive=False, visible=False, format="jpeg")
+            live = gr.Image(
+                label="Live", elem_id="live-frame", interactive=False, visible=False, format="jpeg"
+            )
 
         # 5 · review ---------------------------------------------------------------------------
         with gr.Column(elem_classes=["step"], elem_id="step-review"):
@@ -163,18 +240,26 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
             review_view = gr.Image(label="Result", elem_id="review-view", interactive=False, show_label=False,
                                    buttons=["fullscreen"], format="jpeg")  # fmt: skip
             with gr.Row():
-                review_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="review-slider", interactive=False, scale=5)
-                fix_btn = gr.Button("✎ Fix this frame", size="sm", elem_id="fix-btn", scale=1, min_width=140)
-            review_status = gr.Markdown(text.NOTHING_TRACKED, elem_id="review-status", elem_classes=["status"])
+                review_slider = gr.Slider(
+                    0, 1, value=0, step=1, label="Frame", elem_id="review-slider", interactive=False, scale=5
+                )
+                fix_btn = gr.Button("Fix this frame", size="sm", elem_id="fix-btn", scale=1, min_width=140)
+            review_status = gr.Markdown(
+                text.NOTHING_TRACKED, elem_id="review-status", elem_classes=["status"]
+            )
 
         # 6 · download -------------------------------------------------------------------------
         with gr.Column(elem_classes=["step"], elem_id="step-download"):
             _step(text.STEP_DOWNLOAD, text.HELP_DOWNLOAD)
             with gr.Row():
-                zip_btn = gr.DownloadButton("⬇ Download everything (.zip)", variant="primary", interactive=False, elem_id="download-zip")
-                project_btn = gr.DownloadButton("💾 Save project", interactive=False, elem_id="save-project")
-                open_btn = gr.UploadButton("📂 Open project…", elem_id="open-project", file_count="single")
-            download_status = gr.Markdown(text.NOTHING_TRACKED, elem_id="download-status", elem_classes=["status"])
+                zip_btn = gr.DownloadButton(
+                    "Download everything (.zip)", variant="primary", interactive=False, elem_id="download-zip"
+                )
+                project_btn = gr.DownloadButton("Save project", interactive=False, elem_id="save-project")
+                open_btn = gr.UploadButton("Open project…", elem_id="open-project", file_count="single")
+            download_status = gr.Markdown(
+                text.NOTHING_TRACKED, elem_id="download-status", elem_classes=["status"]
+            )
             downloads = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="downloads")
             gr.Markdown(text.HELP_OPEN_PROJECT, elem_classes=["step-help"])
 
@@ -209,8 +294,13 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
         preset.input(h.on_preset, [session, preset], [session, estimate], **PRIVATE)
 
         find_event = find_btn.click(
-            gpu(h.find, duration=120), [session, video, prompt, negative, preset], find_out,
-            validator=h.validate_find, show_progress_on=[find_status], **model, **PRIVATE,
+            gpu(h.find, duration=120),
+            [session, video, prompt, negative, preset],
+            find_out,
+            validator=h.validate_find,
+            show_progress_on=[find_status],
+            **model,
+            **PRIVATE,
         )
         find_event.success(h.after_find, [session], refine_out, **PRIVATE)
         prompt.submit(None, None, None, js="() => document.querySelector('#find-btn')?.click()")
@@ -234,20 +324,28 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
         redo_btn.click(gpu(h.redo), [session], refine_out, **model, **PRIVATE)
         clear_btn.click(gpu(h.clear_frame), [session], refine_out, **model, **PRIVATE)
         brush_tab.select(h.load_brush, [session], [session, editor], **PRIVATE)
-        brush_btn.click(gpu(h.apply_brush), [session, editor, brush_mode], refine_out, **model, **PRIVATE).success(
-            h.load_brush, [session], [session, editor], **PRIVATE
-        )
+        brush_btn.click(
+            gpu(h.apply_brush), [session, editor, brush_mode], refine_out, **model, **PRIVATE
+        ).success(h.load_brush, [session], [session, editor], **PRIVATE)
 
         track_event = track_btn.click(
-            gpu(h.track, duration=600), [session, direction], track_out,
-            show_progress_on=[track_status], api_name="track_interactive", **model, **PRIVATE,
+            gpu(h.track, duration=600),
+            [session, direction],
+            track_out,
+            show_progress_on=[track_status],
+            api_name="track_interactive",
+            **model,
+            **PRIVATE,
         )
         (
-            track_event.success(h.review_view, [session], review_out, **PRIVATE)
-            .then(h.prepare_downloads, [session], download_out, **PRIVATE)
+            track_event.success(h.review_view, [session], review_out, **PRIVATE).then(
+                h.prepare_downloads, [session], download_out, **PRIVATE
+            )
         )
         (
-            stop_btn.click(h.stop, [session], [track_status], cancels=[track_event], concurrency_limit=None, **PRIVATE)
+            stop_btn.click(
+                h.stop, [session], [track_status], cancels=[track_event], concurrency_limit=None, **PRIVATE
+            )
             .then(h.after_stop, [session], track_out, concurrency_limit=None, **PRIVATE)
             .then(h.review_view, [session], review_out, **PRIVATE)
             .then(h.prepare_downloads, [session], download_out, **PRIVATE)
@@ -268,7 +366,9 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
             gpu(h.api_track, duration=900),
             [api_video, api_prompt, api_negative, api_preset, api_max_objects],
             [api_overlay, api_zip],
-            api_name="track", api_visibility="public", **model,
+            api_name="track",
+            api_visibility="public",
+            **model,
         )
 
         def close_tab(request: gr.Request) -> None:

@@ -35,7 +35,9 @@ def user_error(error: BaseException) -> gr.Error:
         return gr.Error(str(error), title="Can't do that yet", print_exception=False)
     ref = uuid.uuid4().hex[:8]
     logger.error("unexpected error (ref %s)", ref, exc_info=error)
-    return gr.Error(text.GENERIC_ERROR.format(ref=f"ref {ref}"), title="Something went wrong", print_exception=False)
+    return gr.Error(
+        text.GENERIC_ERROR.format(ref=f"ref {ref}"), title="Something went wrong", print_exception=False
+    )
 
 
 def guarded(fn: F) -> F:

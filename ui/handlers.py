@@ -32,7 +32,7 @@ from .streaming import SegmentStream
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_WIDTH = 360
-MAX_CANDIDATES_SHOWN = 24
+MAX_CANDIDATES_SHOWN = 12
 LIVE_FRAME_EVERY = 0.4  # seconds between live-frame updates while tracking
 # Exports listed for download, in this order; anything else written goes after them.
 DOWNLOAD_ORDER = ("zip", "overlay", "coco", "ytvis", "mot", "trajectories", "candidates_csv",
@@ -134,7 +134,9 @@ class Handlers:
 
     # ------------------------------------------------------------------ step 1: input
     @guarded
-    def on_video(self, session: UISession | None, video: str | None, preset: str | None, request: gr.Request = None):
+    def on_video(
+        self, session: UISession | None, video: str | None, preset: str | None, request: gr.Request = None
+    ):
         """A video was uploaded, picked from the examples or cleared: open it (probe only)."""
         session = self.session(session, request)
         session.reset_video()
@@ -198,36 +200,42 @@ class Handlers:
         session.accepted = {}
         session.selected_candidate = None
         thumbs: dict[tuple, tuple[np.ndarray, str]] = {}
+        # while it runs the progress bar sits on the status line and says everything
         progress(0.0, desc="Starting…")
-        yield FindView(session, [], "Looking at the video…")
+        yield FindView(session, [], "")
         for event in ws.find_candidates(prompt, negative or None, cancel=session.cancel):
-            progress(min(max(event.progress, 0.0), 1.0), desc=event.message)
-            if event.new_frame is not None or event.stage == "done":
-                yield FindView(session, self._gallery(session, event.candidates, thumbs), self._find_status(ws, event.message))
-        yield FindView(session, self._gallery(session, ws.candidates, thumbs), self._find_status(ws, None))
+            count = len(event.candidates)
+            so_far = f" · {count} candidate{'s' if count != 1 else ''} so far" if count else ""
+            progress(min(max(event.progress, 0.0), 1.0), desc=f"{event.message}{so_far}")
+            if event.new_frame is not None:
+                yield FindView(session, self._gallery(session, event.candidates, thumbs), "")
+        yield FindView(session, self._gallery(session, ws.candidates, thumbs), self._find_status(ws))
 
-    def _find_status(self, ws, message: str | None) -> str:
+    @staticmethod
+    def _find_status(ws) -> str:
         count = len(ws.candidates)
-        if message is not None:
-            return f"{escape(message)} — {count} candidate{'s' if count != 1 else ''} so far."
         if not count:
             return "No candidates: try another prompt, or click on the object in step 3 yourself."
         shown = min(count, MAX_CANDIDATES_SHOWN)
-        return (
-            f"**{count} candidate{'s' if count != 1 else ''}** (best first{', top ' + str(shown) + ' shown' if count > shown else ''}). "
-            "Click one to follow it."
-        )
+        more = f", top {shown} shown" if count > shown else ""
+        return f"**{count} candidate{'s' if count != 1 else ''}** (best first{more}). Click one to follow it."
 
-    def _gallery(self, session: UISession, candidates, cache: dict | None = None) -> list[tuple[np.ndarray, str]]:
+    def _gallery(
+        self, session: UISession, candidates, cache: dict | None = None
+    ) -> list[tuple[np.ndarray, str]]:
         ws = self.workspace(session)
         cache = {} if cache is None else cache
-        accepted = {index: object_id for index, object_id in session.accepted.items() if object_id in ws.objects}
+        accepted = {
+            index: object_id for index, object_id in session.accepted.items() if object_id in ws.objects
+        }
         items = []
         for rank, candidate in enumerate(candidates[:MAX_CANDIDATES_SHOWN]):
             key = (candidate.frame_idx, tuple(round(v) for v in candidate.box), round(candidate.score, 3))
             if key not in cache:
                 color = (255, 200, 0)
-                drawn = self.services.draw_candidate(ws.frame(candidate.frame_idx), candidate.mask, color, f"#{rank + 1}")
+                drawn = self.services.draw_candidate(
+                    ws.frame(candidate.frame_idx), candidate.mask, color, f"#{rank + 1}"
+                )
                 cache[key] = _thumbnail(drawn)
             caption = f"#{rank + 1} · score {candidate.score:.1f} · {text.format_time(candidate.time)} (frame {candidate.frame_idx})"
             if rank in accepted:
@@ -244,7 +252,9 @@ class Handlers:
         return self.refine_view(session)
 
     @guarded
-    def pick_candidate(self, session: UISession | None, evt: gr.SelectData, request: gr.Request = None) -> RefineView:
+    def pick_candidate(
+        self, session: UISession | None, evt: gr.SelectData, request: gr.Request = None
+    ) -> RefineView:
         """A gallery click: follow that candidate as a new object (or go back to it)."""
         session = self.session(session, request)
         ws = self.workspace(session)
@@ -286,28 +296,45 @@ class Handlers:
         if session.workspace is None or not session.workspace.candidates:
             return FindView(session, [], text.NO_CANDIDATES_YET)
         ws = session.workspace
-        return FindView(session, self._gallery(session, ws.candidates), self._find_status(ws, None))
+        return FindView(session, self._gallery(session, ws.candidates), self._find_status(ws))
 
     # ------------------------------------------------------------------ step 3: refine
     def refine_view(self, session: UISession, note: str = "") -> RefineView:
         ws = session.workspace
         if ws is None:
             return RefineView(
-                session, None, gr.update(minimum=0, maximum=1, value=0, interactive=False, label="Frame"),
-                gr.update(choices=[], value=None), "", "", text.NO_VIDEO,
+                session,
+                None,
+                gr.update(minimum=0, maximum=1, value=0, interactive=False, label="Frame"),
+                gr.update(choices=[], value=None),
+                "",
+                "",
+                text.NO_VIDEO,
             )
         last = max(ws.info.num_frames - 1, 0)
         session.frame_idx = min(max(int(session.frame_idx), 0), last)
         object_id = self._current_object(session)
         frame = ws.preview(session.frame_idx)
         slider = gr.update(
-            minimum=0, maximum=max(last, 1), value=session.frame_idx, step=1, interactive=last > 0,
+            minimum=0,
+            maximum=max(last, 1),
+            value=session.frame_idx,
+            step=1,
+            interactive=last > 0,
             label=f"Frame {session.frame_idx} of {last} · {text.format_time(ws.info.time_of(session.frame_idx))}",
         )
         choices = [(f"{o.object_id} · {o.name}", o.object_id) for o in ws.objects.values()]
         objects = gr.update(choices=choices, value=object_id)
         name = ws.objects[object_id].name if object_id is not None else ""
-        return RefineView(session, frame, slider, objects, self._legend(ws, object_id), name, self._refine_status(session, note))
+        return RefineView(
+            session,
+            frame,
+            slider,
+            objects,
+            self._legend(ws, object_id),
+            name,
+            self._refine_status(session, note),
+        )
 
     @staticmethod
     def _legend(ws, current: int | None) -> str:
@@ -377,7 +404,9 @@ class Handlers:
         return session, self._refine_status(session)
 
     @guarded
-    def goto_frame(self, session: UISession | None, frame_idx: float, request: gr.Request = None) -> RefineView:
+    def goto_frame(
+        self, session: UISession | None, frame_idx: float, request: gr.Request = None
+    ) -> RefineView:
         session = self.session(session, request)
         self.workspace(session)
         session.frame_idx = int(round(frame_idx or 0))
@@ -385,7 +414,9 @@ class Handlers:
         return self.refine_view(session)
 
     @guarded
-    def select_object(self, session: UISession | None, object_id: int | None, request: gr.Request = None) -> RefineView:
+    def select_object(
+        self, session: UISession | None, object_id: int | None, request: gr.Request = None
+    ) -> RefineView:
         session = self.session(session, request)
         ws = self.workspace(session)
         if object_id is not None and int(object_id) in ws.objects:
@@ -462,7 +493,9 @@ class Handlers:
         return session, {"background": ws.preview(session.frame_idx), "layers": [], "composite": None}
 
     @guarded
-    def apply_brush(self, session: UISession | None, editor: dict | None, mode: str, request: gr.Request = None) -> RefineView:
+    def apply_brush(
+        self, session: UISession | None, editor: dict | None, mode: str, request: gr.Request = None
+    ) -> RefineView:
         session = self.session(session, request)
         ws = self.workspace(session)
         painted = _painted_mask(editor, (ws.info.height, ws.info.width))
@@ -508,13 +541,19 @@ class Handlers:
         live_hidden = gr.update(visible=False)
         try:
             progress(0.0, desc="Loading SAM 2…")
-            yield TrackView(session, None, live_hidden if streaming else gr.update(value=None, visible=True), "Starting…")
+            yield TrackView(
+                session, None, live_hidden if streaming else gr.update(value=None, visible=True), ""
+            )
             for event in ws.track(direction=direction, cancel=session.cancel):
                 frame_idx = event.result.frame_idx
-                eta = f" · about {text.format_seconds(event.eta_seconds)} left" if event.eta_seconds is not None else ""
+                eta = (
+                    f" · about {text.format_seconds(event.eta_seconds)} left"
+                    if event.eta_seconds is not None
+                    else ""
+                )
                 desc = f"{event.direction.capitalize()}: frame {frame_idx} · {event.done}/{event.total}{eta}"
                 progress(event.done / max(event.total, 1), desc=desc)
-                status = f"Tracking {desc}."
+                status = ""  # the progress bar on the status line says it all while running
                 now = time.monotonic()
                 if streaming and event.direction == "forward":
                     if not forward_started:
@@ -530,7 +569,12 @@ class Handlers:
                         yield TrackView(session, segment, live_hidden, status)
                 elif now - last_live >= LIVE_FRAME_EVERY:
                     last_live = now
-                    yield TrackView(session, None if streaming else gr.skip(), gr.update(value=event.overlay, visible=True), status)
+                    yield TrackView(
+                        session,
+                        None if streaming else gr.skip(),
+                        gr.update(value=event.overlay, visible=True),
+                        status,
+                    )
             segment = stream.flush()
             done = len(ws.store)
             stopped = session.cancel.is_set()
@@ -551,6 +595,9 @@ class Handlers:
     @guarded
     def stop(self, session: UISession | None, request: gr.Request = None) -> str:
         session = self.session(session, request)
+        if not session.tracking:
+            return gr.skip()
+        session.stopping = True
         session.cancel.set()
         return "Stopping after the current frame…"
 
@@ -558,15 +605,22 @@ class Handlers:
     def after_stop(self, session: UISession | None, request: gr.Request = None) -> TrackView:
         """After Stop cancelled the run: wait for the frame in flight, then show what was kept."""
         session = self.session(session, request)
+        if not session.stopping:
+            return TrackView(session, gr.skip(), gr.skip(), gr.skip())
         deadline = time.monotonic() + 120
         while session.tracking and time.monotonic() < deadline:
             time.sleep(0.05)
+        session.stopping = False
         ws = session.workspace
         if ws is None:
             return TrackView(session, gr.skip(), gr.update(visible=False), "Stopped.")
         done = len(ws.store)
         session.last_overlay = ws.last_overlay
-        status = f"Stopped. The {done} frames tracked so far are kept." if done else "Stopped before any frame was tracked."
+        status = (
+            f"Stopped. The {done} frames tracked so far are kept."
+            if done
+            else "Stopped before any frame was tracked."
+        )
         video = gr.skip() if self.services.streaming else _existing(ws.last_overlay)
         return TrackView(session, video, gr.update(visible=False), status)
 
@@ -576,7 +630,11 @@ class Handlers:
         session = self.session(session, request)
         ws = session.workspace
         if ws is None or len(ws.store) == 0:
-            return ReviewView(gr.update(minimum=0, maximum=1, value=0, interactive=False, label="Frame"), None, text.NOTHING_TRACKED)
+            return ReviewView(
+                gr.update(minimum=0, maximum=1, value=0, interactive=False, label="Frame"),
+                None,
+                text.NOTHING_TRACKED,
+            )
         last = max(ws.info.num_frames - 1, 0)
         frame_idx = min(session.frame_idx, last)
         return ReviewView(
@@ -592,7 +650,11 @@ class Handlers:
         head = f"Frame {frame_idx} · {text.format_time(ws.info.time_of(frame_idx))} · {tracked} of {ws.info.num_frames} frames tracked."
         if result is None or not result.object_ids:
             return head + " No mask on this frame."
-        visible = [ws.objects[oid].name for oid, mask in zip(result.object_ids, result.masks) if oid in ws.objects and mask.any()]
+        visible = [
+            ws.objects[oid].name
+            for oid, mask in zip(result.object_ids, result.masks, strict=True)
+            if oid in ws.objects and mask.any()
+        ]
         lost = [o.name for o in ws.objects.values() if o.name not in visible]
         line = head + (f" Visible: {escape(', '.join(visible))}." if visible else " No object visible.")
         if lost:
@@ -607,7 +669,9 @@ class Handlers:
         return ws.preview(frame_idx), self._review_status(ws, frame_idx)
 
     @guarded
-    def fix_frame(self, session: UISession | None, frame_idx: float, request: gr.Request = None) -> RefineView:
+    def fix_frame(
+        self, session: UISession | None, frame_idx: float, request: gr.Request = None
+    ) -> RefineView:
         session = self.session(session, request)
         self.workspace(session)
         session.frame_idx = int(round(frame_idx or 0))
@@ -634,12 +698,16 @@ class Handlers:
         )
 
     @guarded
-    def open_project(self, session: UISession | None, project_file: str | None, request: gr.Request = None) -> RefineView:
+    def open_project(
+        self, session: UISession | None, project_file: str | None, request: gr.Request = None
+    ) -> RefineView:
         session = self.session(session, request)
         if not project_file:
             return self.refine_view(session)
         if session.workspace is None:
-            raise InputError("Upload the video this project was made for first (step 1), then open the project.")
+            raise InputError(
+                "Upload the video this project was made for first (step 1), then open the project."
+            )
         ws = session.workspace
         ws.load_project(Path(project_file))
         session.accepted = {}
@@ -656,15 +724,22 @@ class Handlers:
         return _no_downloads()
 
     # ------------------------------------------------------------------ the batch API
-    def api_track(self, video: str, prompt: str, negative_prompt: str = "", preset: str = "", max_objects: float = 1):
+    def api_track(
+        self,
+        video: str,
+        prompt: str,
+        negative_prompt: str | None = None,
+        preset: str | None = None,
+        max_objects: float | None = None,
+    ):
         """Find the prompt in the video, track the best match(es) and return the overlay video and a zip of every annotation.
 
         Parameters:
             video: the video file (mp4, mov, webm, …).
             prompt: what to follow, e.g. "red sneaker" (be specific).
             negative_prompt: what not to pick (optional).
-            preset: speed/quality preset name; empty for this machine's default.
-            max_objects: how many distinct matches on the best frame to follow (1–10).
+            preset: speed/quality preset: fast, balanced, quality or best (optional; default: this machine's).
+            max_objects: how many distinct matches on the best frame to follow, 1–10 (optional; default 1).
         Returns:
             overlay: the video with masks, ids and trails drawn (mp4).
             annotations: a zip with PNG masks, COCO, YouTube-VIS, MOT, trajectories, candidates and the manifest.
@@ -683,7 +758,9 @@ class Handlers:
             raise InputError(text.NO_PROMPT)
         count = int(min(max(int(max_objects or 1), 1), 10))
         folder = self.store.new_folder("api")
-        ws = self.services.open_workspace(Path(video), self.services.settings_for(preset or None), folder / "work")
+        ws = self.services.open_workspace(
+            Path(video), self.services.settings_for(preset or None), folder / "work"
+        )
         try:
             for _ in ws.find_candidates(prompt, negative_prompt or None):
                 pass
@@ -718,7 +795,11 @@ def _painted_mask(editor: dict | None, shape: tuple[int, int]) -> np.ndarray | N
         if layer is None:
             continue
         layer = np.asarray(layer)
-        alpha = layer[..., 3] > 0 if layer.ndim == 3 and layer.shape[2] == 4 else layer.reshape(layer.shape[:2] + (-1,)).any(axis=2)
+        alpha = (
+            layer[..., 3] > 0
+            if layer.ndim == 3 and layer.shape[2] == 4
+            else layer.reshape(layer.shape[:2] + (-1,)).any(axis=2)
+        )
         if alpha.shape != shape:
             alpha = np.asarray(Image.fromarray(alpha).resize((shape[1], shape[0]), Image.NEAREST))
         painted = alpha if painted is None else painted | alpha

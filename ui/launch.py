@@ -36,24 +36,70 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     g = p.add_argument_group("server")
-    g.add_argument("--host", default=None, help="address to listen on; 0.0.0.0 for the local network (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
-    g.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or the first free one from 7860)")
-    g.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
-    g.add_argument("--auth", default=os.environ.get("TRACKER_AUTH"), metavar="USER:PASS",
-                   help="ask for this user name and password (or set TRACKER_AUTH)")
-    g.add_argument("--concurrency", type=int, default=1, help="model runs at once across all users (1 on a CPU)")
-    g.add_argument("--temp-dir", type=Path, default=None, help="where per-session files go (default: $TRACKER_TEMP or the system temp folder)")
+    g.add_argument(
+        "--host",
+        default=None,
+        help="address to listen on; 0.0.0.0 for the local network (default: $GRADIO_SERVER_NAME or 127.0.0.1)",
+    )
+    g.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port (default: $GRADIO_SERVER_PORT or the first free one from 7860)",
+    )
+    g.add_argument(
+        "--share", action="store_true", help="also open a public *.gradio.live link (off by default)"
+    )
+    g.add_argument(
+        "--auth",
+        default=os.environ.get("TRACKER_AUTH"),
+        metavar="USER:PASS",
+        help="ask for this user name and password (or set TRACKER_AUTH)",
+    )
+    g.add_argument(
+        "--concurrency", type=int, default=1, help="model runs at once across all users (1 on a CPU)"
+    )
+    g.add_argument(
+        "--temp-dir",
+        type=Path,
+        default=None,
+        help="where per-session files go (default: $TRACKER_TEMP or the system temp folder)",
+    )
     g.add_argument("--inbrowser", action="store_true", help="open the page in the default browser")
     m = p.add_argument_group("models")
-    m.add_argument("--random-weights", action="store_true", default=_env_flag("TRACKER_RANDOM_WEIGHTS"),
-                   help="untrained weights: no downloads, meaningless masks (for trying the workflow); or TRACKER_RANDOM_WEIGHTS=1")
-    m.add_argument("--device", default=os.environ.get("TRACKER_DEVICE", "auto"), help="auto, cpu, cuda, cuda:N or mps")
-    m.add_argument("--preset", default=os.environ.get("TRACKER_PRESET"), help="default speed/quality preset (default: the device's)")
-    m.add_argument("--image-size", type=int, default=_env_int("TRACKER_IMAGE_SIZE"),
-                   help="SAM 2 processing size for every preset (multiple of 32); or TRACKER_IMAGE_SIZE")
-    m.add_argument("--max-size", type=int, default=_env_int("TRACKER_MAX_SIZE"),
-                   help="downscale videos so the longest side is at most this; or TRACKER_MAX_SIZE")
-    m.add_argument("--checkpoints", dest="checkpoints_dir", type=Path, default=None, help="folder with the weights (default: ./checkpoints)")
+    m.add_argument(
+        "--random-weights",
+        action="store_true",
+        default=_env_flag("TRACKER_RANDOM_WEIGHTS"),
+        help="untrained weights: no downloads, meaningless masks (for trying the workflow); or TRACKER_RANDOM_WEIGHTS=1",
+    )
+    m.add_argument(
+        "--device", default=os.environ.get("TRACKER_DEVICE", "auto"), help="auto, cpu, cuda, cuda:N or mps"
+    )
+    m.add_argument(
+        "--preset",
+        default=os.environ.get("TRACKER_PRESET"),
+        help="default speed/quality preset (default: the device's)",
+    )
+    m.add_argument(
+        "--image-size",
+        type=int,
+        default=_env_int("TRACKER_IMAGE_SIZE"),
+        help="SAM 2 processing size for every preset (multiple of 32); or TRACKER_IMAGE_SIZE",
+    )
+    m.add_argument(
+        "--max-size",
+        type=int,
+        default=_env_int("TRACKER_MAX_SIZE"),
+        help="downscale videos so the longest side is at most this; or TRACKER_MAX_SIZE",
+    )
+    m.add_argument(
+        "--checkpoints",
+        dest="checkpoints_dir",
+        type=Path,
+        default=None,
+        help="folder with the weights (default: ./checkpoints)",
+    )
     m.add_argument("--offline", action="store_true", help="never download weights")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
@@ -70,8 +116,13 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
-        preset=args.preset, image_size=args.image_size, max_size=args.max_size, device=args.device,
-        random_weights=args.random_weights, checkpoints_dir=args.checkpoints_dir, offline=args.offline,
+        preset=args.preset,
+        image_size=args.image_size,
+        max_size=args.max_size,
+        device=args.device,
+        random_weights=args.random_weights,
+        checkpoints_dir=args.checkpoints_dir,
+        offline=args.offline,
     )
 
 
@@ -89,6 +140,17 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "urllib3", "PIL", "matplotlib", "huggingface_hub", "filelock", "asyncio", "multipart"):
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in (
+        "httpx",
+        "urllib3",
+        "PIL",
+        "matplotlib",
+        "huggingface_hub",
+        "filelock",
+        "asyncio",
+        "multipart",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

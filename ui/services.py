@@ -85,16 +85,23 @@ class Services:
         return dataclasses.replace(self.settings, preset=chosen)
 
     @classmethod
-    def from_settings(cls, settings: Settings, temp_root: Path | None = None, model_concurrency: int = 1) -> Services:
+    def from_settings(
+        cls, settings: Settings, temp_root: Path | None = None, model_concurrency: int = 1
+    ) -> Services:
         """The real services: one ModelHub for every tab, presets and estimates for this device."""
         from tracker import devices, render
         from tracker.models import ModelHub
         from tracker.types import FrameResult, TrackedObject
         from tracker.workspace import Workspace, resolve_settings
 
-        hub = ModelHub(checkpoints_dir=settings.checkpoints_dir, offline=settings.offline or None, device=settings.device)
+        hub = ModelHub(
+            checkpoints_dir=settings.checkpoints_dir, offline=settings.offline or None, device=settings.device
+        )
         device = devices.pick_device(settings.device)
-        presets = [PresetChoice(name, name.capitalize(), preset.description) for name, preset in devices.PRESETS.items()]
+        presets = [
+            PresetChoice(name, name.capitalize(), preset.description)
+            for name, preset in devices.PRESETS.items()
+        ]
         default = settings.preset or devices.default_preset(device).name
 
         def open_workspace(video: Path, run_settings: Settings, workdir: Path):

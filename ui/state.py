@@ -40,6 +40,7 @@ class UISession:
     accepted: dict[int, int] = field(default_factory=dict)  # candidate index → object id
     cancel: threading.Event = field(default_factory=threading.Event)
     tracking: bool = False
+    stopping: bool = False  # Stop was pressed and after_stop has not reported yet
     runs: int = 0  # numbered folders for each track / export, so the browser never sees a stale file
     last_overlay: Path | None = None
     last_used: float = field(default_factory=time.time)
@@ -142,7 +143,11 @@ class SessionStore:
         """Close sessions idle for longer than the TTL; remove stray folders older than ``stray_age``."""
         now = time.time() if now is None else now
         with self._lock:
-            idle = [key for key, s in self._sessions.items() if now - s.last_used > SESSION_TTL_SECONDS and not s.tracking]
+            idle = [
+                key
+                for key, s in self._sessions.items()
+                if now - s.last_used > SESSION_TTL_SECONDS and not s.tracking
+            ]
             expired = [self._sessions.pop(key) for key in idle]
             live = {s.workdir.resolve() for s in self._sessions.values()}
         for session in expired:

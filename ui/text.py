@@ -29,7 +29,7 @@ HELP_FIND = (
     "Click a candidate to follow it as a new object (click several to follow several)."
 )
 HELP_REFINE = (
-    "Click on the picture to fix the mask: **＋ object** adds what you click, **－ not object** "
+    "Click on the picture to fix the mask: **+ object** adds what you click, **− not object** "
     "removes it, **box** takes two clicks (opposite corners). Move the slider to prompt on "
     "another frame. The mask updates after every click."
 )
@@ -51,8 +51,12 @@ HELP_DOWNLOAD = (
 )
 HELP_OPEN_PROJECT = "Continue earlier work: upload the same video in step 1, then its project file here."
 
-MODE_CHOICES = [("＋ object", "positive"), ("－ not object", "negative"), ("▭ box (2 clicks)", "box")]
-BRUSH_CHOICES = [("replace the mask", "replace"), ("add to the mask", "add"), ("erase from the mask", "erase")]
+MODE_CHOICES = [("+ object", "positive"), ("− not object", "negative"), ("box (2 clicks)", "box")]
+BRUSH_CHOICES = [
+    ("replace the mask", "replace"),
+    ("add to the mask", "add"),
+    ("erase from the mask", "erase"),
+]
 
 NO_VIDEO = "Upload a video (or pick an example) first."
 NO_PROMPT = "Type what to follow first, e.g. 'red sneaker'."
@@ -61,7 +65,7 @@ NOTHING_TRACKED = "Nothing has been tracked yet: press **Track** first."
 GENERIC_ERROR = "Something went wrong on our side ({ref}). Please try again; if it keeps happening, report it with this reference."
 
 RANDOM_WEIGHTS_BANNER = (
-    "⚠️ <b>Untrained weights — masks are meaningless.</b> This app was started with "
+    "<b>Untrained weights — masks are meaningless.</b> This app was started with "
     "<code>--random-weights</code> to try the workflow without downloading models."
 )
 
@@ -70,7 +74,7 @@ def missing_weights_banner(missing: list[tuple[str, str]]) -> str:
     """HTML naming every missing model and the command that fetches it."""
     items = "".join(f"<li><b>{escape(name)}</b>: <code>{escape(fix)}</code></li>" for name, fix in missing)
     return (
-        "⛔ <b>Model weights are missing, so Find and Track are turned off.</b>"
+        "<b>Model weights are missing, so Find and Track are turned off.</b>"
         f"<ul>{items}</ul>"
         "Run the command, then restart the app. Or start it with <code>--random-weights</code> "
         "to try the workflow with untrained models."

@@ -11,9 +11,17 @@ def theme() -> gr.themes.Base:
         secondary_hue="amber",
         neutral_hue="slate",
         radius_size="md",
-        font=[gr.themes.GoogleFont("Inter"), "ui-sans-serif", "system-ui", "sans-serif"],
+        # system fonts only: the page must not reach out to the internet (offline labs, Spaces)
+        font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
     ).set(
         block_title_text_weight="600",
+        block_title_background_fill="transparent",
+        block_title_padding="0",
+        block_title_text_color="*neutral_700",
+        block_title_text_color_dark="*neutral_200",
+        block_label_background_fill="*background_fill_primary",
+        block_label_text_color="*neutral_600",
         button_large_text_weight="600",
     )
 
@@ -37,7 +45,11 @@ CSS = """
 .status { min-height: 2.2em; }
 
 #candidates .caption-label { font-size: 0.8em; }
-#frame-view img, #review-view img { object-fit: contain; }
+/* small clips are shown big enough to click on; big ones fit the column */
+#frame-view img, #review-view img, #live-frame img {
+    width: 100%; height: auto; max-height: 72vh; object-fit: contain; }
+#frame-view .image-frame, #review-view .image-frame { width: 100%; }
+.progress-host { min-height: 3.2em; }
 
 .legend { display: flex; flex-wrap: wrap; gap: 6px; padding: 2px 0; }
 .legend.empty { color: var(--body-text-color-subdued); font-size: 0.92em; }
@@ -48,5 +60,7 @@ CSS = """
 .legend .swatch { width: 12px; height: 12px; border-radius: 3px; display: inline-block; }
 
 #stop-btn { min-width: 0; }
+#name-row { align-items: flex-end; }
+#rename-btn { margin-bottom: 4px; }
 footer { margin-top: 18px; }
 """

@@ -1,0 +1,83 @@
+"""The documented batch endpoint, called with gradio_client against the launched app.
+
+The app is launched in-process on a free port (``prevent_thread_lock=True``). One test uses the
+stand-in workspace (checks the plumbing in a second), the other the real models with random
+weights at a small processing size.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import zipfile
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from tests.standin_workspace import standin_services
+from tests.synthetic import make_video
+from ui.app import build_demo
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("client") / "shapes.mp4"
+    make_video(path, num_frames=10, width=192, height=144, fps=8)
+    return path
+
+
+def launched(services):
+    demo = build_demo(services)
+    port = free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+def check_result(result) -> None:
+    overlay, archive = result
+    assert Path(overlay).suffix == ".mp4" and Path(overlay).stat().st_size > 0
+    members = zipfile.ZipFile(archive).namelist()
+    assert "coco.json" in members and "overlay.mp4" in members
+
+
+def test_only_track_is_public_and_it_works(tmp_path, clip):
+    demo, url = launched(standin_services(tmp_path / "sessions"))
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        api = client.view_api(print_info=False, return_format="dict")
+        assert list(api["named_endpoints"]) == ["/track"]
+        assert not api["unnamed_endpoints"]
+        result = client.predict(
+            video=handle_file(str(clip)), prompt="red disc", negative_prompt="", preset="fast", max_objects=2,
+            api_name="/track",
+        )  # fmt: skip
+        check_result(result)
+        with pytest.raises(Exception, match="Type what to follow"):
+            client.predict(video=handle_file(str(clip)), prompt=" ", api_name="/track")
+    finally:
+        demo.close()
+
+
+@pytest.mark.slow
+def test_track_endpoint_with_random_weights(tmp_path, clip):
+    from tracker.workspace import Settings
+    from ui.services import Services
+
+    size = int(os.environ.get("TRACKER_IMAGE_SIZE", "256"))
+    services = Services.from_settings(
+        Settings(random_weights=True, preset="fast", image_size=size, max_size=256), tmp_path / "sessions"
+    )
+    demo, url = launched(services)
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        result = client.predict(video=handle_file(str(clip)), prompt="a red disc", api_name="/track")
+        check_result(result)
+    finally:
+        demo.close()
