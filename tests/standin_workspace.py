@@ -375,6 +375,14 @@ class StandInWorkspace:
                 writer.close()
                 self.last_overlay = overlay_path
 
+    def render_overlay(self, path: Path | None = None) -> Path:
+        path = Path(path) if path else self.workdir / "overlay.mp4"
+        with Mp4Writer(path, self.info.fps, (self.info.width, self.info.height)) as writer:
+            for f in range(self.info.num_frames):
+                writer.write(blend(self.frame(f), self.store.get(f), self.objects))
+        self.last_overlay = path
+        return path
+
     # -- outputs
     def export(self, out_dir: Path, formats: list[str] | None = None) -> dict[str, Path]:
         if len(self.store) == 0:
@@ -438,12 +446,9 @@ def standin_services(temp_root: Path, streaming: bool = False, **overrides):
     """Services around the stand-in workspace (no ModelHub, no tracker.render)."""
     from ui.services import PresetChoice, Services
 
-    def draw_candidate(frame, mask, color, label):
-        return blend(
-            frame,
-            FrameResult(0, (1,), mask[None], np.ones(1, np.float32)),
-            {1: TrackedObject(1, label, color)},
-        )
+    def draw_candidate(frame, mask, rank):
+        result = FrameResult(0, (rank,), mask[None], np.ones(1, np.float32))
+        return blend(frame, result, {rank: TrackedObject(rank, "", (255, 196, 0))})
 
     values = dict(
         settings=Settings(),

@@ -112,7 +112,7 @@ def run_workflow(page, url: str, video: Path, prompt: str, shots: list[Path], ti
         flow.shot("04-tracking", "#step-track")
     except Exception:  # a very short clip can finish before the first progress line is seen
         logger.info("tracking finished before a progress screenshot")
-    status = flow.wait_text("#track-status", "Done")
+    status = flow.wait_text("#track-status", "Done:")
     seen["track_status"] = status
     page.wait_for_function(
         "() => { const v = document.querySelector('#result-video video'); return v && v.readyState >= 2; }",
@@ -122,7 +122,7 @@ def run_workflow(page, url: str, video: Path, prompt: str, shots: list[Path], ti
     flow.shot("04-track", "#step-track")
 
     # 5 · review
-    flow.wait_text("#review-status", "frames tracked")
+    flow.wait_text("#review-status", "frames tracked.")
     flow.shot("05-review", "#step-review")
 
     # 6 · download the zip

@@ -151,7 +151,13 @@ def test_presets_are_valid() -> None:
 
 @pytest.mark.parametrize(
     ("device", "expected"),
-    [("cpu", "balanced"), (torch.device("cpu"), "balanced"), ("mps", "balanced"), ("cuda", "quality"), ("cuda:1", "quality")],
+    [
+        ("cpu", "balanced"),
+        (torch.device("cpu"), "balanced"),
+        ("mps", "balanced"),
+        ("cuda", "quality"),
+        ("cuda:1", "quality"),
+    ],
 )
 def test_default_preset(device, expected) -> None:
     assert default_preset(device).name == expected
@@ -171,7 +177,9 @@ def test_bad_preset(changes, message) -> None:
         Preset(**fields)
 
 
-@pytest.mark.parametrize(("image_size", "seconds"), [(256, 0.18), (384, 0.34), (512, 0.68), (768, 2.3), (1024, 5.5)])
+@pytest.mark.parametrize(
+    ("image_size", "seconds"), [(256, 0.18), (384, 0.34), (512, 0.68), (768, 2.3), (1024, 5.5)]
+)
 def test_cpu_cost_table_is_exact_at_measured_sizes(monkeypatch, image_size, seconds) -> None:
     monkeypatch.setenv(devices.ENV_CPU_BF16, "0")
     assert seconds_per_frame("tiny", image_size, "cpu") == pytest.approx(seconds)

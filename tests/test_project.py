@@ -331,3 +331,34 @@ def test_export_manifest_is_a_project(workspace, tmp_path):
     project = Project.from_workspace(workspace)
     path = write_manifest(project, tmp_path / "manifest.json")
     assert Project.load(path) == project
+
+
+def test_real_video_export_and_project_round_trip(tmp_path):
+    """An mp4 from tests/synthetic.py: exports read back exactly, projects check the real file."""
+    video_module = pytest.importorskip("tracker.video")
+    from tests.synthetic import make_video
+    from tracker.export import export_all, read_coco, read_png_masks, read_ytvis
+
+    truth = make_video(tmp_path / "shapes.mp4", num_frames=8, width=96, height=64)
+    info = video_module.probe(tmp_path / "shapes.mp4")
+    store = ResultStore(info.width, info.height, info.num_frames)
+    for frame_idx, masks in enumerate(truth):
+        store.put(FrameResult(frame_idx, (1, 2), np.stack(masks), np.asarray([0.9, 0.8], np.float32)))
+    objects = {1: TrackedObject(1, "disc", (1, 2, 3)), 2: TrackedObject(2, "square", (4, 5, 6))}
+    project = Project.create(info, Settings(random_weights=True), objects, prompt="a disc")
+    written = export_all(store, info, objects, tmp_path / "out", manifest=project)
+    for masks in (
+        read_png_masks(written["zip"]),
+        read_coco(written["coco"]).masks,
+        read_ytvis(written["ytvis"]).masks,
+    ):
+        for frame_idx, frame_truth in enumerate(truth):
+            for index, mask in enumerate(frame_truth):
+                np.testing.assert_array_equal(masks[frame_idx][index + 1], mask)
+    Project.load(written["manifest"]).check_video(info)
+    loaded = Project.load(project.save(tmp_path / "shapes.tvt", store=store))
+    loaded.check_video(video_module.probe(tmp_path / "shapes.mp4"))
+    assert loaded.results() == store
+    make_video(tmp_path / "other.mp4", num_frames=8, width=96, height=64, shapes=())
+    with pytest.raises(ProjectError, match="made for shapes.mp4, not for other.mp4"):
+        loaded.check_video(video_module.probe(tmp_path / "other.mp4"))

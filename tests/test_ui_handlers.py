@@ -294,6 +294,19 @@ def test_track_streams_and_ends_with_the_overlay(tmp_path, clip, streaming):
     store.close_all()
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_one_way_runs_still_end_with_a_video(tmp_path, clip, streaming, direction):
+    store = SessionStore(tmp_path / "s")
+    app = Handlers(standin_services(tmp_path / "s", streaming=streaming), store)
+    session = found(app, clip)
+    app.pick_candidate(session, select(2))
+    final = list(app.track(session, direction))[-1]
+    assert "Done" in final.status
+    assert final.video is not None and Path(final.video).is_file()
+    store.close_all()
+
+
 def test_track_without_objects_says_so(app, clip):
     session = opened(app, clip)
     with pytest.raises(gr.Error) as raised:

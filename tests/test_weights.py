@@ -123,7 +123,9 @@ def test_search_order(hf_cache, stub, tmp_path, explicit, in_folder, in_cache, e
         places["folder"].write_bytes(b"x")
     if in_cache:
         places["cache"] = put_in_hf_cache(hf_cache, TINY.repo_id, TINY.checkpoint)
-    found = resolve_checkpoint(TINY, explicit=places["explicit"] if explicit else None, checkpoints_dir=folder)
+    found = resolve_checkpoint(
+        TINY, explicit=places["explicit"] if explicit else None, checkpoints_dir=folder
+    )
     assert found == places[expected]
     assert stub.calls == (["tiny"] if expected == "download" else [])
 
@@ -239,7 +241,9 @@ def test_is_offline(monkeypatch, offline, env, expected) -> None:
         (None, None, True),
     ],
 )
-def test_offline_never_downloads(hf_cache, stub, monkeypatch, tmp_path, offline, env, download_allowed) -> None:
+def test_offline_never_downloads(
+    hf_cache, stub, monkeypatch, tmp_path, offline, env, download_allowed
+) -> None:
     if env:
         monkeypatch.setenv(env, "1")
     if download_allowed:
@@ -271,7 +275,9 @@ def test_unreachable_hub_fails_fast(hf_cache, tmp_path, spec) -> None:
 
 
 def test_unreachable_url_fails_fast(hf_cache, tmp_path) -> None:
-    spec = Sam1Spec(name="vit_b", checkpoint="sam_vit_b_01ec64.pth", url=closed_port_url() + "/sam_vit_b_01ec64.pth")
+    spec = Sam1Spec(
+        name="vit_b", checkpoint="sam_vit_b_01ec64.pth", url=closed_port_url() + "/sam_vit_b_01ec64.pth"
+    )
     folder = tmp_path / "checkpoints"
     started = time.monotonic()
     with pytest.raises(WeightsUnavailable) as caught:
@@ -345,7 +351,9 @@ def test_url_download_is_atomic_and_complete(hf_cache, monkeypatch, server, tmp_
     running, root = server
     payload = os.urandom(3 * (1 << 20) + 17)  # more than one read chunk
     (root / "sam_vit_b_01ec64.pth").write_bytes(payload)
-    spec = Sam1Spec(name="vit_b", checkpoint="sam_vit_b_01ec64.pth", url=running.url + "/sam_vit_b_01ec64.pth")
+    spec = Sam1Spec(
+        name="vit_b", checkpoint="sam_vit_b_01ec64.pth", url=running.url + "/sam_vit_b_01ec64.pth"
+    )
     monkeypatch.setattr(weights, "find_spec", lambda name: spec)
     folder = tmp_path / "checkpoints"
     (path,) = download(["vit_b"], checkpoints_dir=folder, progress=False)

@@ -156,31 +156,41 @@ def _first_line(error: BaseException) -> str:
 
 
 def _load_strict(module: Any, state_dict: dict, spec: ModelSpec, path: Path) -> None:
-    """Load ``state_dict`` into ``module``; any missing, unexpected or mis-shaped key is a CheckpointError."""
-    try:
-        incompatible = module.load_state_dict(state_dict, strict=False)
-    except RuntimeError as error:  # shape mismatches raise even with strict=False
-        raise CheckpointError(
-            f"{path.name} does not fit {spec.display_name} ({_first_line(error)}); "
-            "it was probably made for another model size."
-        ) from error
-    _raise_on_incompatible(incompatible.missing_keys, incompatible.unexpected_keys, spec, path)
+    """Load ``state_dict`` into ``module``; any missing, unexpected or mis-shaped key is a CheckpointError.
+
+    Everything is checked before anything is copied, so a refused checkpoint leaves ``module`` as it was.
+    """
+    own = module.state_dict()
+    missing = [key for key in own if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in own]
+    reshaped = [
+        f"{key} {tuple(value.shape)} vs {tuple(own[key].shape)}"
+        for key, value in state_dict.items()
+        if key in own and hasattr(value, "shape") and tuple(value.shape) != tuple(own[key].shape)
+    ]
+    _raise_on_incompatible(missing, unexpected, spec, path, reshaped)
+    module.load_state_dict(state_dict, strict=True)
 
 
 def _raise_on_incompatible(
-    missing: Sequence[str], unexpected: Sequence[str], spec: ModelSpec, path: Path
+    missing: Sequence[str],
+    unexpected: Sequence[str],
+    spec: ModelSpec,
+    path: Path,
+    reshaped: Sequence[str] = (),
 ) -> None:
-    if not missing and not unexpected:
+    if not missing and not unexpected and not reshaped:
         return
 
     def sample(keys: Sequence[str]) -> str:
         shown = ", ".join(list(keys)[:3])
         return f" ({shown}{', …' if len(keys) > 3 else ''})" if keys else ""
 
+    shapes = f", {len(reshaped)} with another shape{sample(reshaped)}" if reshaped else ""
     raise CheckpointError(
-        f"{path.name} does not fit {spec.display_name}: {len(missing)} missing key(s){sample(missing)} and "
-        f"{len(unexpected)} unexpected key(s){sample(unexpected)}. It was probably made for another model "
-        f"size or version; choose the matching model or {fix_command(spec, path.parent)}"
+        f"{path.name} does not fit {spec.display_name}: {len(missing)} missing key(s){sample(missing)}, "
+        f"{len(unexpected)} unexpected key(s){sample(unexpected)}{shapes}. It was probably made for another "
+        f"model size or version; choose the matching model or {fix_command(spec, path.parent)}"
     )
 
 
@@ -229,9 +239,10 @@ def load_sam2(
     spec = sam2_spec(model)
     size = validate_image_size(image_size)
     target = pick_device(device if device is not None else "auto")
-    path = None
+    path = state = None
     if not random_weights:
         path = resolve_checkpoint(spec, explicit=checkpoint, checkpoints_dir=checkpoints_dir, offline=offline)
+        state = _read_checkpoint(path, spec, key="model")  # a damaged file fails before the build
     ensure_torchvision()
 
     from sam2.build_sam import build_sam2_video_predictor
@@ -253,8 +264,9 @@ def load_sam2(
             hydra_overrides_extra=overrides,
             apply_postprocessing=apply_postprocessing,
         )
-    if path is not None:
-        _load_strict(predictor, _read_checkpoint(path, spec, key="model"), spec, path)
+    if path is not None and state is not None:
+        _load_strict(predictor, state, spec, path)
+        del state
         logger.info("loaded SAM 2 %s from %s (image size %d)", spec.name, path, size)
     else:
         logger.warning(_RANDOM_WARNING, f"SAM 2 {spec.name}")
@@ -546,9 +558,10 @@ def _load_clip_checkpoint(model: Any, path: Path, spec: ClipSpec) -> None:
 
     try:
         incompatible = open_clip.load_checkpoint(model, str(path), strict=False, weights_only=True)
-    except RuntimeError as error:
+    except RuntimeError as error:  # open_clip's strict checks: shape mismatches
+        detail = " ".join(str(error).split())[:300]
         raise CheckpointError(
-            f"{path.name} does not fit {spec.display_name} ({_first_line(error)}); "
+            f"{path.name} does not fit {spec.display_name} ({detail}); "
             "it was probably made for another architecture."
         ) from error
     except Exception as error:  # safetensors / unpickling / zip errors: a damaged file
@@ -595,16 +608,18 @@ def load_sam1(
     _check_random_vs_checkpoint(random_weights, checkpoint)
     spec = sam1_spec(name)
     target = pick_device(device if device is not None else "auto")
-    path = None
+    path = state = None
     if not random_weights:
         path = resolve_checkpoint(spec, explicit=checkpoint, checkpoints_dir=checkpoints_dir, offline=offline)
+        state = _read_checkpoint(path, spec, key=None)
     ensure_torchvision()
     from segment_anything import sam_model_registry
 
     with _seeded(seed if random_weights else None):
         sam = sam_model_registry[spec.name](checkpoint=None)
-    if path is not None:
-        _load_strict(sam, _read_checkpoint(path, spec, key=None), spec, path)
+    if path is not None and state is not None:
+        _load_strict(sam, state, spec, path)
+        del state
         logger.info("loaded SAM 1 %s from %s", spec.name, path)
     else:
         logger.warning(_RANDOM_WARNING, f"SAM 1 {spec.name}")

@@ -182,7 +182,9 @@ def _find_checkpoint(kind: str, name: str | None, settings: Any) -> Path | None:
         from .weights import resolve_checkpoint
 
         spec = sam2_spec(name) if kind == "sam2" else clip_spec(name)
-        return Path(resolve_checkpoint(spec, checkpoints_dir=setting("checkpoints_dir"), offline=True))
+        return Path(
+            resolve_checkpoint(spec, checkpoints_dir=setting("checkpoints_dir"), offline=True, download=False)
+        )
     except Exception:  # unknown model, not downloaded, or weights module absent: record None
         logger.debug("no checkpoint found for %s %s", kind, name, exc_info=True)
         return None

@@ -168,9 +168,14 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                                     value="replace",
                                     show_label=False,
                                     elem_id="brush-mode",
+                                    scale=3,
                                 )
                                 brush_btn = gr.Button(
-                                    "Use brushed mask", elem_id="brush-apply-btn", scale=0, min_width=180
+                                    "Use brushed mask",
+                                    variant="primary",
+                                    elem_id="brush-apply-btn",
+                                    scale=1,
+                                    min_width=200,
                                 )
                     frame_slider = gr.Slider(
                         0, 1, value=0, step=1, label="Frame", elem_id="frame-slider", interactive=False

@@ -199,7 +199,7 @@ class Handlers:
         ws = self.workspace(session)
         session.accepted = {}
         session.selected_candidate = None
-        thumbs: dict[tuple, tuple[np.ndarray, str]] = {}
+        session.thumbnails = {}
         # while it runs the progress bar sits on the status line and says everything
         progress(0.0, desc="Starting…")
         yield FindView(session, [], "")
@@ -208,8 +208,8 @@ class Handlers:
             so_far = f" · {count} candidate{'s' if count != 1 else ''} so far" if count else ""
             progress(min(max(event.progress, 0.0), 1.0), desc=f"{event.message}{so_far}")
             if event.new_frame is not None:
-                yield FindView(session, self._gallery(session, event.candidates, thumbs), "")
-        yield FindView(session, self._gallery(session, ws.candidates, thumbs), self._find_status(ws))
+                yield FindView(session, self._gallery(session, event.candidates), "")
+        yield FindView(session, self._gallery(session, ws.candidates), self._find_status(ws))
 
     @staticmethod
     def _find_status(ws) -> str:
@@ -220,22 +220,23 @@ class Handlers:
         more = f", top {shown} shown" if count > shown else ""
         return f"**{count} candidate{'s' if count != 1 else ''}** (best first{more}). Click one to follow it."
 
-    def _gallery(
-        self, session: UISession, candidates, cache: dict | None = None
-    ) -> list[tuple[np.ndarray, str]]:
+    def _gallery(self, session: UISession, candidates) -> list[tuple[np.ndarray, str]]:
         ws = self.workspace(session)
-        cache = {} if cache is None else cache
+        cache = session.thumbnails
         accepted = {
             index: object_id for index, object_id in session.accepted.items() if object_id in ws.objects
         }
         items = []
         for rank, candidate in enumerate(candidates[:MAX_CANDIDATES_SHOWN]):
-            key = (candidate.frame_idx, tuple(round(v) for v in candidate.box), round(candidate.score, 3))
+            # the rank is drawn on the picture, so a candidate that moves in the ranking is redrawn
+            key = (
+                rank,
+                candidate.frame_idx,
+                tuple(round(v) for v in candidate.box),
+                round(candidate.score, 3),
+            )
             if key not in cache:
-                color = (255, 200, 0)
-                drawn = self.services.draw_candidate(
-                    ws.frame(candidate.frame_idx), candidate.mask, color, f"#{rank + 1}"
-                )
+                drawn = self.services.draw_candidate(ws.frame(candidate.frame_idx), candidate.mask, rank + 1)
                 cache[key] = _thumbnail(drawn)
             caption = f"#{rank + 1} · score {candidate.score:.1f} · {text.format_time(candidate.time)} (frame {candidate.frame_idx})"
             if rank in accepted:
@@ -578,12 +579,16 @@ class Handlers:
             segment = stream.flush()
             done = len(ws.store)
             stopped = session.cancel.is_set()
+            if direction != "both" and done and (not streaming or not stream.segments):
+                # one-way runs do not write the in-order overlay: render what is tracked now
+                progress(1.0, desc="Rendering the overlay…")
+                rendered = ws.render_overlay(run_dir / "overlay.mp4")
+                segment = rendered if streaming else segment
             session.last_overlay = ws.last_overlay
             if stopped:
                 status = f"Stopped. The {done} frames tracked so far are kept."
             else:
                 status = f"Done: {done} frames tracked. Review them below, or download the results."
-            progress(1.0, desc="Done")
             if streaming:
                 yield TrackView(session, segment, live_hidden, status)
             else:

@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 
 # Workspace.open(video, hub, settings, workdir) with the hub already bound.
 OpenWorkspace = Callable[[Path, Settings, Path], Any]
-# (frame H×W×3 uint8, mask H×W bool, colour, label) → H×W×3 uint8 with the mask drawn
-DrawCandidate = Callable[[np.ndarray, np.ndarray, tuple[int, int, int], str], np.ndarray]
+# (frame H×W×3 uint8, mask H×W bool, rank from 1) → H×W×3 uint8 with the mask and rank drawn
+DrawCandidate = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+CANDIDATE_COLOR = (255, 196, 0)  # one colour for every candidate: they are not objects yet
 # (path, fps, (width, height)) → a writer with write(frame) and close()
 OpenSegmentWriter = Callable[[Path, float, tuple[int, int]], Any]
 
@@ -117,9 +118,9 @@ class Services:
                 logger.debug("estimate failed", exc_info=True)
                 return None
 
-        def draw_candidate(frame, mask, color, label):
-            result = FrameResult(0, (1,), mask[None], np.ones(1, np.float32))
-            return render.draw_overlay(frame, result, {1: TrackedObject(1, label, color)})
+        def draw_candidate(frame, mask, rank):
+            result = FrameResult(0, (rank,), mask[None], np.ones(1, np.float32))
+            return render.draw_overlay(frame, result, {rank: TrackedObject(rank, "", CANDIDATE_COLOR)})
 
         def open_segment_writer(path: Path, fps: float, size: tuple[int, int]):
             return render.OverlayWriter(path, fps=fps, size=size)

@@ -38,6 +38,7 @@ class UISession:
     box_start: tuple[float, float] | None = None  # first corner while drawing a box
     selected_candidate: int | None = None  # last candidate clicked in the gallery
     accepted: dict[int, int] = field(default_factory=dict)  # candidate index → object id
+    thumbnails: dict[tuple, Any] = field(default_factory=dict)  # candidate key → gallery image
     cancel: threading.Event = field(default_factory=threading.Event)
     tracking: bool = False
     stopping: bool = False  # Stop was pressed and after_stop has not reported yet
@@ -49,10 +50,17 @@ class UISession:
     def touch(self) -> None:
         self.last_used = time.time()
 
-    def new_run_dir(self, kind: str) -> Path:
+    def new_run_dir(self, kind: str, keep: int = 2) -> Path:
+        """A fresh numbered folder for one run; older runs of the same kind beyond ``keep`` go.
+
+        The newest earlier run is kept because the browser may still be fetching its files.
+        """
         self.runs += 1
         path = self.workdir / f"{kind}-{self.runs:03d}"
         path.mkdir(parents=True, exist_ok=True)
+        earlier = sorted(p for p in self.workdir.glob(f"{kind}-*") if p.is_dir() and p != path)
+        for old in earlier[: max(0, len(earlier) - (keep - 1))]:
+            shutil.rmtree(old, ignore_errors=True)
         return path
 
     def reset_video(self) -> None:
@@ -64,6 +72,7 @@ class UISession:
         self.box_start = None
         self.selected_candidate = None
         self.accepted = {}
+        self.thumbnails = {}
         self.last_overlay = None
 
     def close_workspace(self) -> None:
