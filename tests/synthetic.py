@@ -91,9 +91,16 @@ def make_video(
     truth = []
     target = path if rotation is None else path.with_name(path.stem + ".norot" + path.suffix)
     writer = imageio_ffmpeg.write_frames(
-        str(target), (width, height), fps=fps, codec="libx264", pix_fmt_in=pix_fmt_in,
-        quality=None, bitrate=None, output_params=["-crf", "12", "-pix_fmt", "yuv420p"],
-        macro_block_size=1, ffmpeg_log_level="error",
+        str(target),
+        (width, height),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_in=pix_fmt_in,
+        quality=None,
+        bitrate=None,
+        output_params=["-crf", "12", "-pix_fmt", "yuv420p"],
+        macro_block_size=1,
+        ffmpeg_log_level="error",
     )
     writer.send(None)
     for frame, masks in render(num_frames, width, height, shapes):
@@ -103,8 +110,19 @@ def make_video(
     if rotation is not None:
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
         subprocess.run(
-            [ffmpeg, "-y", "-loglevel", "error", "-display_rotation", str(rotation), "-i", str(target),
-             "-c", "copy", str(path)],
+            [
+                ffmpeg,
+                "-y",
+                "-loglevel",
+                "error",
+                "-display_rotation",
+                str(rotation),
+                "-i",
+                str(target),
+                "-c",
+                "copy",
+                str(path),
+            ],
             check=True,
         )
         target.unlink()

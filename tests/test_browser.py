@@ -186,6 +186,77 @@ def test_whole_workflow_in_a_browser(tmp_path, monkeypatch):
     assert time.perf_counter() - started < 180
 
 
+def stop_and_brush(page, url: str, video: Path, shots: list[Path], timeout_s: float = 60) -> dict:
+    """Brush a mask, start tracking, press Stop mid-run, then track again to the end."""
+    flow = Flow(page, shots, timeout_s)
+    seen: dict = {}
+    page.goto(url)
+    page.wait_for_selector("#find-btn")
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    flow.wait_text("#estimate", "frames")
+
+    page.get_by_role("tab", name="Brush").click()
+    flow.wait_text("#brush-status", "Painting")
+    page.wait_for_timeout(500)  # the editor fits the new background to its canvas
+    page.locator("#brush-editor button[title=Brush]").click()
+    canvas = page.locator("#brush-editor canvas").first.bounding_box()
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    page.mouse.move(cx - 30, cy - 10)
+    page.mouse.down()
+    for step in range(15):
+        page.mouse.move(cx - 30 + step * 4, cy - 10 + (step % 4) * 6)
+    page.mouse.up()
+    page.locator("#brush-apply-btn").click()
+    flow.wait_text("#refine-status", "Brushed mask applied")
+    flow.shot("brush", "#step-refine")
+    page.get_by_role("tab", name="Click").click()
+
+    page.locator("#track-btn").click()
+    flow.wait_text("#track-status", "frame 3")
+    page.locator("#stop-btn").click()
+    seen["stopped"] = flow.wait_text("#track-status", "Stopped.")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#result-video video'); return v && v.readyState >= 2; }",
+        timeout=flow.timeout_ms,
+    )
+    seen["review_after_stop"] = flow.wait_text("#review-status", "frames tracked.")
+    page.wait_for_selector("#download-zip:not([disabled])", timeout=flow.timeout_ms)
+    flow.shot("stopped", "#step-track")
+
+    page.locator("#track-btn").click()
+    seen["tracked_again"] = flow.wait_text("#track-status", "Done:")
+    flow.no_error_toast()
+    return seen
+
+
+@pytest.mark.browser
+def test_brush_stop_and_track_again_in_a_browser(tmp_path, monkeypatch):
+    """The same page around the stand-in workspace: quick, and slow enough per frame to stop."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from tests.standin_workspace import StandInWorkspace, standin_services
+    from tests.synthetic import make_video
+    from ui.app import build_demo, launch_style
+
+    monkeypatch.setattr(StandInWorkspace, "track_delay", 0.4)
+    clip = tmp_path / "shapes.mp4"
+    make_video(clip, num_frames=16, width=256, height=192, fps=8)
+    demo = build_demo(standin_services(tmp_path / "sessions", streaming=True))
+    port = free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_style())
+    try:
+        with playwright_api.sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+            seen = stop_and_brush(page, f"http://127.0.0.1:{port}/", clip, [tmp_path / "shots"])
+            browser.close()
+    finally:
+        demo.close()
+    kept = int(seen["stopped"].split("The ")[1].split(" frames")[0])
+    assert 0 < kept < 16
+    assert f"{kept} of 16 frames tracked" in seen["review_after_stop"]
+    assert "16 frames tracked" in seen["tracked_again"]
+
+
 def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 

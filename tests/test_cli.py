@@ -31,14 +31,36 @@ def shapes_video(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tracked(shapes_video, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("out")
-    code = main(["-q", "track", str(shapes_video), "--prompt", "a red disc", "--out", str(out), "--max-objects", "2", *FAST])
+    code = main(
+        [
+            "-q",
+            "track",
+            str(shapes_video),
+            "--prompt",
+            "a red disc",
+            "--out",
+            str(out),
+            "--max-objects",
+            "2",
+            *FAST,
+        ]
+    )
     assert code == 0
     return out
 
 
 def test_track_writes_every_output(tracked):
-    for name in ["overlay.mp4", "coco.json", "ytvis.json", "mot.txt", "trajectories.csv", "candidates.json",
-                 "candidates.csv", "manifest.json", "annotations.zip"]:
+    for name in [
+        "overlay.mp4",
+        "coco.json",
+        "ytvis.json",
+        "mot.txt",
+        "trajectories.csv",
+        "candidates.json",
+        "candidates.csv",
+        "manifest.json",
+        "annotations.zip",
+    ]:
         assert (tracked / name).is_file(), name
     pngs = sorted((tracked / "masks").glob("*.png"))
     assert [p.name for p in pngs[:2]] == ["00000.png", "00001.png"]
@@ -106,12 +128,32 @@ def test_manifest_says_random_weights(tracked):
 def test_missing_weights_one_line_no_traceback(shapes_video, tmp_path):
     empty = tmp_path / "nothing-here"
     empty.mkdir()
-    env = {"TRACKER_CHECKPOINTS": str(empty), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
-           "PATH": "/usr/bin:/bin"}
+    env = {
+        "TRACKER_CHECKPOINTS": str(empty),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "tracker", "track", str(shapes_video), "--prompt", "a disc", "--out",
-         str(tmp_path / "out"), "--device", "cpu", "--offline"],
-        capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1], timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "tracker",
+            "track",
+            str(shapes_video),
+            "--prompt",
+            "a disc",
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--offline",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[1],
+        timeout=300,
     )
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -131,7 +173,9 @@ def test_missing_weights_one_line_no_traceback(shapes_video, tmp_path):
     ],
 )
 def test_bad_arguments_exit_cleanly(shapes_video, tmp_path, capsys, args, needle):
-    code = main(["track", str(shapes_video), "--out", str(tmp_path), *args, "--random-weights", "--device", "cpu"])
+    code = main(
+        ["track", str(shapes_video), "--out", str(tmp_path), *args, "--random-weights", "--device", "cpu"]
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert needle in err

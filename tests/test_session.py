@@ -137,16 +137,21 @@ def test_propagate_order(prompted_session, direction, start, end, max_frames, ex
 
 
 def test_two_objects_never_overlap(predictor, video):
+    """Object 2 is prompted later than object 1, so it is tracked before its prompt too.
+
+    (Plain SAM 2 on CPU without autocast fails there: bfloat16 memory, no object pointer.)
+    """
     frames, truth = video
     with TrackingSession(predictor, frames) as session:
-        session.add_prompt(click(truth, 0, shape=0, object_id=1))
-        first = session.add_prompt(click(truth, 0, shape=1, object_id=2))
-        assert first.object_ids == (1, 2)
-        results = [first, *session.propagate(direction="forward", max_frames=6)]
-        for result in results:
+        first = session.add_prompt(click(truth, 0, shape=0, object_id=1))
+        assert first.object_ids == (1,)
+        later = session.add_prompt(click(truth, 3, shape=1, object_id=2))
+        assert later.object_ids == (1, 2) and later.masks[1].any()
+        results = list(session.propagate(direction="forward", max_frames=6))
+        assert [r.frame_idx for r in results] == list(range(6))
+        for result in [later, *results]:
             assert result.object_ids == (1, 2)
             assert result.masks.sum(axis=0).max() <= 1
-        assert [r.frame_idx for r in results[1:]] == list(range(6))
 
 
 def test_cancel_stops_within_one_frame(predictor, video):

@@ -235,7 +235,8 @@ def test_brush(app, clip, mode, expected_area):
     session = opened(app, clip)
     app.click(session, select([80, 60]))
     clicked = session.workspace.result_at(0).mask_of(1)
-    _, editor = app.load_brush(session)
+    _, editor, where = app.load_brush(session)
+    assert "frame 0" in where
     assert editor["background"].shape == (120, 160, 3)
     layer = np.zeros((120, 160, 4), np.uint8)
     layer[50:70, 70:90, 3] = 255  # 20×20 painted over the clicked disc

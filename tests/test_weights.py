@@ -253,7 +253,7 @@ def test_offline_never_downloads(
     assert stub.calls == (["tiny"] if download_allowed else [])
     if download_allowed:
         assert caught.value.reason == "[Errno -2] Name or service not known"
-        assert caught.value.searched[-1] == "download from https://huggingface.co/facebook/sam2.1-hiera-tiny"
+        assert caught.value.searched[-1] == "https://huggingface.co/facebook/sam2.1-hiera-tiny"
     else:
         assert "offline" in caught.value.reason
 
@@ -428,6 +428,10 @@ def test_download_failure_is_one_clean_error(hf_cache, stub, tmp_path) -> None:
     with pytest.raises(WeightsUnavailable) as caught:
         download(["tiny"], checkpoints_dir=tmp_path, progress=False)
     assert caught.value.reason == "Connection reset by peer"
+    assert caught.value.searched == [
+        str(tmp_path / TINY.checkpoint),
+        "https://huggingface.co/facebook/sam2.1-hiera-tiny",
+    ]
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 

@@ -2,7 +2,7 @@
 
 The pipeline, for one prompt on one video:
 
-1. **Prompt.** :func:`clean_prompt` rejects an empty prompt and shortens a very long one; the
+1. **Prompt.** :func:`check_prompt` rejects an empty prompt and shortens a very long one; the
    encoder turns it into one unit vector (``encode_prompt``: mean of the normalised template
    embeddings, renormalised). An optional negative prompt ("not the dog") is encoded the same way.
 2. **Frames.** :func:`rank_frames` streams every ``stride``-th frame (about two a second by
@@ -45,7 +45,9 @@ import math
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, fields
+from dataclasses import replace as dc_replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -174,7 +176,7 @@ class FinderOptions:
     max_area_fraction: float = 0.95  # … and larger than this
     margin: float = 0.15  # crop margin, a fraction of the mask box's width / height per side
     dim: float = 0.6  # how far outside-mask pixels are blended towards grey (0 keeps them, 1 = grey)
-    heat_scales: tuple[float, ...] = (0.35, 0.6)  # window sides as a fraction of the short side
+    heat_scales: tuple[float, ...] = (0.4, 0.7)  # window sides as a fraction of the short side
     heat_overlap: float = 0.5
     heat_peaks: int = 5  # point prompts taken from CLIP's heat map
     batch_size: int = 32  # images per CLIP call
@@ -210,7 +212,7 @@ class FinderOptions:
 # --------------------------------------------------------------------------------------------
 
 
-def clean_prompt(prompt: str | None, *, what: str = "prompt") -> str:
+def check_prompt(prompt: str | None, *, what: str = "prompt") -> str:
     """Collapse whitespace; refuse an empty prompt; shorten one over :data:`MAX_PROMPT_CHARS`.
 
     Long prompts are cut at the last word boundary before the limit (a warning is logged): CLIP
@@ -307,7 +309,7 @@ def iter_frame_scores(
 
     A frame's score is the best ``100·img·text`` over its :func:`frame_views`. Frames are
     streamed from ``reader.iter_frames``; only the current batch's thumbnails are held.
-    Raises :class:`Cancelled` when ``cancel`` is set (checked between batches).
+    Raises :class:`Cancelled` when ``cancel`` is set (checked between frames).
     """
     num_frames = reader.info.num_frames
     total = len(range(0, num_frames, stride))
@@ -323,10 +325,10 @@ def iter_frame_scores(
         pending.clear()
 
     for frame_idx, frame in reader.iter_frames(0, num_frames, stride):
+        _check(cancel)
         pending.extend((frame_idx, view) for view in frame_views(frame, thumb_size))
         done += 1
         if len(pending) >= batch_size:
-            _check(cancel)
             flush()
             yield done, total, dict(scores)
     if pending:
@@ -369,7 +371,7 @@ def rank_frames(
 
 
 def window_grid(
-    width: int, height: int, scales: Sequence[float] = (0.35, 0.6), overlap: float = 0.5
+    width: int, height: int, scales: Sequence[float] = (0.4, 0.7), overlap: float = 0.5
 ) -> list[tuple[int, int, int, int, int]]:
     """Overlapping square windows ``(scale_index, x0, y0, x1, y1)`` covering the frame at each scale.
 
@@ -423,7 +425,7 @@ def clip_heatmap(
     text_features: np.ndarray,
     negative_features: np.ndarray | None = None,
     *,
-    scales: Sequence[float] = (0.35, 0.6),
+    scales: Sequence[float] = (0.4, 0.7),
     overlap: float = 0.5,
     cells: int = 32,
     negative_weight: float = 1.0,
@@ -523,6 +525,8 @@ class PointPromptProposer:
             prompts = np.concatenate([np.asarray(points, np.float32).reshape(-1, 2), prompts])
         if not len(prompts):
             return []
+        if not frame.flags.writeable:  # torch warns on read-only arrays (e.g. a reader's cached frame)
+            frame = frame.copy()
         started = perf_counter()
         self.predictor.set_image(frame)
         encoded = perf_counter()
@@ -675,7 +679,9 @@ def _build_points(
     if video_predictor is None:
         raise ValueError("the 'points' proposer needs the SAM 2 model")
     return PointPromptProposer(
-        sam2_image_predictor(video_predictor), grid=points_per_side or 4, random_weights=random_weights
+        sam2_image_predictor(video_predictor),
+        grid=max(2, points_per_side // 4) if points_per_side else 4,
+        random_weights=random_weights,
     )
 
 
@@ -719,6 +725,17 @@ PROPOSERS: dict[str, Callable[..., MaskProposer]] = {
 }
 
 
+def proposer_name(name: str) -> str:
+    """The :data:`PROPOSERS` key for ``name``; the older settings values ``"sam2"`` and
+    ``"sam1:<variant>"`` mean the automatic generators."""
+    key = (name or "points").strip().lower()
+    if key == "sam2":
+        return "sam2-auto"
+    if key.startswith("sam1") and key != "sam1-auto":
+        return "sam1-auto"
+    return key
+
+
 def build_proposer(
     name: str,
     video_predictor: Any = None,
@@ -727,9 +744,12 @@ def build_proposer(
     points_per_side: int | None = None,
     random_weights: bool = False,
 ) -> MaskProposer:
-    """Build the proposer called ``name`` (a key of :data:`PROPOSERS`) from loaded models."""
+    """Build the proposer called ``name`` (see :func:`proposer_name`) from loaded models.
+
+    Raises :class:`InputError` for an unknown name.
+    """
     try:
-        builder = PROPOSERS[name]
+        builder = PROPOSERS[proposer_name(name)]
     except KeyError:
         raise InputError(
             f"Unknown mask proposer {name!r}; choose one of {', '.join(sorted(PROPOSERS))}."
@@ -833,12 +853,14 @@ def score_masks(
     min_area_fraction: float = 0.001,
     max_area_fraction: float = 0.95,
     batch_size: int = 32,
+    thumb_size: int | None = 224,
 ) -> list[Candidate]:
     """Score each ``H×W bool`` mask of ``frame`` against the prompt; candidates best first.
 
     Masks under ``min_area_fraction`` or over ``max_area_fraction`` of the frame are dropped
     (specks and "the whole picture" are never what someone typed). The rest are cut out with
-    :func:`crop_for_clip` and encoded in batches of ``batch_size``; see :func:`combine_scores`
+    :func:`crop_for_clip`, shrunk to ``thumb_size`` (CLIP's input side; None keeps them as
+    they are) and encoded in batches of ``batch_size``; see :func:`combine_scores`
     for the score. ``negative_score`` is ``100·crop·neg`` (None without a negative prompt).
     """
     height, width = frame.shape[:2]
@@ -850,7 +872,10 @@ def score_masks(
         if not min_area_fraction * pixels <= area <= max_area_fraction * pixels or area == 0:
             continue
         kept.append((mask, area))
-        crops.append(crop_for_clip(frame, mask, margin, dim))
+        crop = crop_for_clip(frame, mask, margin, dim)
+        if thumb_size and crop.shape[0] > thumb_size:  # square: shrink here, cheaply, in uint8
+            crop = resize(crop, thumb_size, thumb_size)
+        crops.append(crop)
     if not kept:
         return []
     features = encode_images(encoder, crops, batch_size)
@@ -911,19 +936,59 @@ _RANK_SHARE = 0.25  # of the progress bar; the mask frames share the rest
 class CandidateFinder:
     """Text prompt → candidates, streamed; see the module docstring for the pipeline.
 
-    ``encoder`` is CLIP (:class:`TextImageEncoder`), ``proposer`` a :class:`MaskProposer`,
-    ``options`` a :class:`FinderOptions`. Not thread-safe (the models are shared state).
+    ``encoder`` is CLIP (:class:`TextImageEncoder`, e.g. ``tracker.models.ClipModel``).
+    ``proposer`` is a :class:`MaskProposer`, or the name of one in :data:`PROPOSERS`, built
+    here from ``sam2`` (the SAM 2 video predictor, whose weights are shared) or ``sam1`` (a
+    segment-anything model, or a zero-argument callable that loads one, called only for
+    ``"sam1-auto"``). ``points_per_side`` is the automatic generators' grid; the "points"
+    proposer's sparse grid is a quarter of it a side (16 → 4×4), 4×4 when None.
+
+    ``options`` is a :class:`FinderOptions`; keyword ``overrides`` name any of its fields
+    (``stride=``, ``threshold=``, …) and replace it unless the value is None ("the default").
+    Random-weights mode is on when ``options.random_weights`` or the encoder says it is
+    untrained (``encoder.random_weights``).
+
+    ``model_lock`` (held around every SAM call; default: the model's ``tracker_lock`` when it
+    has one) and ``autocast`` (a zero-argument callable returning the context to run SAM in,
+    e.g. bfloat16) come from the caller that shares the models. Not thread-safe otherwise.
     """
 
     def __init__(
         self,
         encoder: TextImageEncoder,
-        proposer: MaskProposer,
+        sam2: Any = None,
         options: FinderOptions | None = None,
+        *,
+        proposer: str | MaskProposer = "points",
+        points_per_side: int | None = None,
+        sam1: Any = None,
+        model_lock: AbstractContextManager | None = None,
+        autocast: Callable[[], AbstractContextManager] | None = None,
+        **overrides: Any,
     ) -> None:
+        options = options or FinderOptions()
+        unknown = set(overrides) - {f.name for f in fields(FinderOptions)}
+        if unknown:
+            raise TypeError(f"unknown finder options: {', '.join(sorted(unknown))}")
+        given = {key: value for key, value in overrides.items() if value is not None}
+        if getattr(encoder, "random_weights", False):
+            given["random_weights"] = True
+        self.options = dc_replace(options, **given) if given else options
         self.encoder = encoder
+        if isinstance(proposer, str):
+            if proposer_name(proposer) == "sam1-auto" and _is_loader(sam1):
+                sam1 = sam1()
+            proposer = build_proposer(
+                proposer,
+                sam2,
+                sam1=sam1,
+                points_per_side=points_per_side,
+                random_weights=self.options.random_weights,
+            )
         self.proposer = proposer
-        self.options = options or FinderOptions()
+        model = sam2 if sam2 is not None else sam1
+        self._model_lock = model_lock or getattr(model, "tracker_lock", None) or nullcontext()
+        self._autocast = autocast or nullcontext
 
     def find(
         self,
@@ -944,16 +1009,17 @@ class CandidateFinder:
         final list (progress 1.0).
 
         Nothing passes ``threshold`` → :class:`NoCandidates`, raised by the generator after the
-        last frame, unless ``take_best`` (argument, else ``options.take_best``) or
-        ``options.random_weights``: then the ``"done"`` event carries the best candidates with
-        ``below_threshold=True``. In random-weights mode the threshold is ignored throughout.
+        last frame, unless ``take_best`` (argument, else ``options.take_best``): then the
+        ``"done"`` event carries the best candidates with ``below_threshold=True``. In
+        random-weights mode the threshold is ignored throughout (each frame's best candidates
+        stream as usual) and a warning is logged; NoCandidates then only means no masks at all.
 
-        ``cancel`` is checked between CLIP batches and between the steps of each frame; when set
+        ``cancel`` is checked between ranked frames and between the steps of each mask frame; when set
         the generator raises :class:`Cancelled`. Candidates already yielded stay valid.
         """
-        prompt = clean_prompt(prompt)
+        prompt = check_prompt(prompt)
         negative = (
-            clean_prompt(negative_prompt, what="negative prompt")
+            check_prompt(negative_prompt, what="negative prompt")
             if negative_prompt and negative_prompt.strip()
             else None
         )
@@ -999,7 +1065,7 @@ class CandidateFinder:
 
         stride = options.stride or default_stride(info.fps)
         min_gap = options.min_gap if options.min_gap is not None else default_min_gap(info.fps, stride)
-        yield FinderEvent("rank", 0.0, f"Looking for {prompt!r} in every {stride}th frame…")
+        yield FinderEvent("rank", 0.0, f"Looking for {prompt!r}: ranking one frame in {stride}…")
         scores: dict[int, float] = {}
         for done, total, so_far in iter_frame_scores(
             reader,
@@ -1053,7 +1119,8 @@ class CandidateFinder:
                 points = heat.peaks(options.heat_peaks, min_distance)
             heat_done = perf_counter()
             _check(cancel)
-            proposals = self.proposer(image, points)
+            with self._model_lock, self._autocast():
+                proposals = self.proposer(image, points)
             proposed = perf_counter()
             _check(cancel)
             yield FinderEvent(
@@ -1078,6 +1145,7 @@ class CandidateFinder:
                 min_area_fraction=options.min_area_fraction,
                 max_area_fraction=options.max_area_fraction,
                 batch_size=options.batch_size,
+                thumb_size=options.thumb_size,
             )
             del image
             best_here = suppress_overlaps(scored, options.overlap_iou)[: options.per_frame]
@@ -1140,6 +1208,13 @@ class CandidateFinder:
 # --------------------------------------------------------------------------------------------
 
 
+def _is_loader(value: Any) -> bool:
+    """A zero-argument loader, not a model (``torch.nn.Module`` instances are callable too)."""
+    import torch
+
+    return callable(value) and not isinstance(value, torch.nn.Module)
+
+
 def _best_first(candidates: Iterable[Candidate]) -> list[Candidate]:
     return sorted(candidates, key=lambda c: -c.score)
 
@@ -1179,7 +1254,7 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
     if image.shape[1] == width and image.shape[0] == height:
         return image
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BICUBIC))
+    return np.array(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BICUBIC))
 
 
 def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -1205,7 +1280,7 @@ __all__ = [
     "RankedFrame",
     "TextImageEncoder",
     "build_proposer",
-    "clean_prompt",
+    "check_prompt",
     "clip_heatmap",
     "combine_scores",
     "crop_for_clip",
@@ -1215,6 +1290,7 @@ __all__ = [
     "iter_frame_scores",
     "mask_iou",
     "pick_frames",
+    "proposer_name",
     "rank_frames",
     "score_masks",
     "suppress_overlaps",

@@ -104,7 +104,7 @@ class ClipSpec:
     @property
     def local_filenames(self) -> tuple[str, ...]:
         """Names accepted in ``checkpoints/``, preferred first."""
-        return tuple(self.local_stem + suffix for suffix in (".safetensors", ".bin", ".pt", ".pth"))
+        return tuple(self.local_stem + suffix for suffix in (".safetensors", ".bin"))
 
     @property
     def local_filename(self) -> str:

@@ -361,11 +361,11 @@ class TrackingSession:
         )
         with self._compute():
             self._state = self._init_state(offload_state)
-            # SAM 2 stores memory features in bfloat16. Without autocast, a frame that has no
-            # object pointer to attend to (tracked forward before an object's first prompt)
-            # feeds bfloat16 alone into float32 layers and fails; float32 copies avoid that and
-            # give the same numbers (the bfloat16 values are upcast exactly, as torch.cat does
-            # whenever a pointer is present).
+            # SAM 2 stores memory features in bfloat16. Without autocast, a frame with no object
+            # pointer to attend to (tracked forward before an object's first prompt) feeds only
+            # bfloat16 memories into float32 layers and fails (plain SAM 2 too). Every tracked
+            # frame attends to its conditioning frames, so keeping just those in float32 makes
+            # torch.cat promote the whole memory, exactly as it does when a pointer is present.
             self._float32_memory = not torch.is_autocast_enabled(torch.device(self._state["device"]).type)
         self._check_layout()
         logger.info(
@@ -802,10 +802,7 @@ class TrackingSession:
                 self._predictor.propagate_in_video_preflight(self._state)
                 if self._float32_memory:
                     for outputs in self._state["output_dict_per_obj"].values():
-                        for out in (
-                            *outputs["cond_frame_outputs"].values(),
-                            *outputs["non_cond_frame_outputs"].values(),
-                        ):
+                        for out in outputs["cond_frame_outputs"].values():
                             self._upcast_memory(out)
             for number, leg in enumerate(legs):
                 # Keep what the following legs will read when they start (their first window).
@@ -850,8 +847,6 @@ class TrackingSession:
                     reverse=reverse,
                     run_mem_encoder=True,
                 )
-                if self._float32_memory:
-                    self._upcast_memory(out)
                 outputs["non_cond_frame_outputs"][frame_idx] = out
             state["frames_tracked_per_obj"][obj_idx][frame_idx] = {"reverse": reverse}
             masks.append(pred_masks)

@@ -105,6 +105,18 @@ def local_candidates(spec: ModelSpec, checkpoints_dir: Path) -> list[Path]:
     return [checkpoints_dir / spec.local_filename]
 
 
+def describe_local_search(spec: ModelSpec, checkpoints_dir: Path) -> list[str]:
+    """:func:`local_candidates`, condensed for messages (one entry per folder)."""
+    if not isinstance(spec, ClipSpec):
+        return [str(path) for path in local_candidates(spec, checkpoints_dir)]
+    suffixes = " or ".join(Path(name).suffix for name in spec.local_filenames[1:])
+    places = [f"{checkpoints_dir / spec.local_filename} (or {suffixes})"]
+    if spec.hf_repo:
+        repo_dir = checkpoints_dir / spec.hf_repo.split("/")[-1]
+        places.append(f"{repo_dir}{os.sep}{' or '.join(spec.hf_filenames)}")
+    return places
+
+
 def _hf_cache_dir() -> str:
     try:
         from huggingface_hub import constants
@@ -152,11 +164,10 @@ def resolve_checkpoint(
     if explicit is not None:
         path = Path(explicit).expanduser()
         if path.is_dir():
-            candidates = local_candidates(spec, path)
-            for candidate in candidates:
+            for candidate in local_candidates(spec, path):
                 if candidate.is_file():
                     return candidate
-            searched = [str(candidate) for candidate in candidates]
+            searched = describe_local_search(spec, path)
         elif path.is_file():
             return path
         else:
@@ -169,12 +180,11 @@ def resolve_checkpoint(
             reason="the given checkpoint path does not exist",
         )
 
-    searched: list[str] = []
     for candidate in local_candidates(spec, folder):
         if candidate.is_file():
             logger.debug("%s: using %s", spec.name, candidate)
             return candidate
-        searched.append(str(candidate))
+    searched = describe_local_search(spec, folder)
 
     if spec.hf_repo:
         cached = find_in_hf_cache(spec)
@@ -197,7 +207,7 @@ def resolve_checkpoint(
             return _download_url(spec, folder, progress=True)
         except Exception as error:  # any network / disk failure becomes the one project error
             reason = short_reason(error)
-            searched.append(f"download from {source}")
+            searched.append(str(source))
             logger.debug("download of %s failed", spec.name, exc_info=True)
     raise WeightsUnavailable(spec.display_name, spec.local_filename, searched, fix, reason=reason)
 
@@ -236,7 +246,7 @@ def download(
             raise WeightsUnavailable(
                 spec.display_name,
                 spec.local_filename,
-                [f"download from {source}"],
+                [str(folder / spec.local_filename), str(source)],
                 f"check the network connection and run `python -m tracker download {spec.name}` again, "
                 f"or copy {spec.local_filename} into {folder} yourself.",
                 reason=short_reason(error),
@@ -435,6 +445,7 @@ __all__ = [
     "check_reachable",
     "checkpoint_sha256",
     "default_checkpoints_dir",
+    "describe_local_search",
     "download",
     "file_sha256",
     "find_in_hf_cache",

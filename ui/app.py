@@ -152,6 +152,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                             )
                         with gr.Tab("Brush", id="brush-tab") as brush_tab:
                             gr.Markdown(text.HELP_BRUSH, elem_classes=["step-help"])
+                            brush_status = gr.Markdown(elem_id="brush-status", elem_classes=["status"])
                             editor = gr.ImageEditor(
                                 label="Brush",
                                 elem_id="brush-editor",
@@ -328,10 +329,10 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
         undo_btn.click(gpu(h.undo), [session], refine_out, **model, **PRIVATE)
         redo_btn.click(gpu(h.redo), [session], refine_out, **model, **PRIVATE)
         clear_btn.click(gpu(h.clear_frame), [session], refine_out, **model, **PRIVATE)
-        brush_tab.select(h.load_brush, [session], [session, editor], **PRIVATE)
+        brush_tab.select(h.load_brush, [session], [session, editor, brush_status], **PRIVATE)
         brush_btn.click(
             gpu(h.apply_brush), [session, editor, brush_mode], refine_out, **model, **PRIVATE
-        ).success(h.load_brush, [session], [session, editor], **PRIVATE)
+        ).success(h.load_brush, [session], [session, editor, brush_status], **PRIVATE)
 
         track_event = track_btn.click(
             gpu(h.track, duration=600),

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 import numpy as np
+from gradio.data_classes import FileData
 from PIL import Image
 
 from tracker.errors import InputError
@@ -490,8 +491,11 @@ class Handlers:
         session = self.session(session, request)
         ws = session.workspace
         if ws is None:
-            return session, None
-        return session, {"background": ws.preview(session.frame_idx), "layers": [], "composite": None}
+            return session, None, text.NO_VIDEO
+        object_id = self._current_object(session)
+        target = f"**{escape(ws.objects[object_id].name)}**" if object_id is not None else "a new object"
+        where = f"Painting {target} on frame {session.frame_idx}."
+        return session, {"background": ws.preview(session.frame_idx), "layers": [], "composite": None}, where
 
     @guarded
     def apply_brush(
@@ -535,6 +539,7 @@ class Handlers:
         session.cancel.clear()
         session.tracking = True
         run_dir = session.new_run_dir("track")
+        session.track_started = time.time()
         stream = SegmentStream(run_dir / "segments", ws.info.fps, (ws.info.width, ws.info.height),
                                self.services.open_segment_writer)  # fmt: skip
         forward_started = False
@@ -620,14 +625,28 @@ class Handlers:
         if ws is None:
             return TrackView(session, gr.skip(), gr.update(visible=False), "Stopped.")
         done = len(ws.store)
-        session.last_overlay = ws.last_overlay
-        status = (
-            f"Stopped. The {done} frames tracked so far are kept."
-            if done
-            else "Stopped before any frame was tracked."
-        )
-        video = gr.skip() if self.services.streaming else _existing(ws.last_overlay)
+        if not done:
+            return TrackView(
+                session, gr.skip(), gr.update(visible=False), "Stopped before any frame was tracked."
+            )
+        overlay = self._partial_overlay(session, ws)
+        session.last_overlay = overlay
+        status = f"Stopped. The {done} frames tracked so far are kept."
+        # a streamed output takes a finished file only as FileData (its postprocess passes values through)
+        video = FileData(path=str(overlay)) if self.services.streaming else str(overlay)
         return TrackView(session, video, gr.update(visible=False), status)
+
+    @staticmethod
+    def _partial_overlay(session: UISession, ws) -> Path:
+        """The overlay of what a stopped run kept: the workspace's own partial file, else a fresh render."""
+        written = ws.last_overlay
+        if (
+            written is not None
+            and Path(written).is_file()
+            and Path(written).stat().st_mtime >= session.track_started
+        ):
+            return Path(written)
+        return ws.render_overlay(session.workdir / f"stopped-{session.runs:03d}.mp4")
 
     # ------------------------------------------------------------------ step 5: review
     @guarded

@@ -42,6 +42,7 @@ class UISession:
     cancel: threading.Event = field(default_factory=threading.Event)
     tracking: bool = False
     stopping: bool = False  # Stop was pressed and after_stop has not reported yet
+    track_started: float = 0.0  # time.time() when the last run began
     runs: int = 0  # numbered folders for each track / export, so the browser never sees a stale file
     last_overlay: Path | None = None
     last_used: float = field(default_factory=time.time)
