@@ -211,6 +211,18 @@ def stop_and_brush(page, url: str, video: Path, shots: list[Path], timeout_s: fl
     flow.shot("brush", "#step-refine")
     page.get_by_role("tab", name="Click").click()
 
+    # a click a quarter of the way in lands a quarter of the way in, in video pixels
+    image = page.locator("#frame-view img")
+    image.wait_for()
+    before = image.get_attribute("src")
+    box = image.bounding_box()
+    image.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.25})
+    page.wait_for_function(
+        "([before]) => document.querySelector('#frame-view img')?.src !== before",
+        arg=[before],
+        timeout=flow.timeout_ms,
+    )
+
     page.locator("#track-btn").click()
     flow.wait_text("#track-status", "frame 3")
     page.locator("#stop-btn").click()
@@ -248,9 +260,14 @@ def test_brush_stop_and_track_again_in_a_browser(tmp_path, monkeypatch):
             browser = launch_browser(playwright)
             page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
             seen = stop_and_brush(page, f"http://127.0.0.1:{port}/", clip, [tmp_path / "shots"])
+            (session,) = demo.session_store.live()  # before the tab closes and takes it along
+            (prompt,) = session.workspace.prompts()
+            info = session.workspace.info
             browser.close()
     finally:
         demo.close()
+    (x, y) = prompt.points[0]
+    assert abs(x - info.width / 4) <= 2 and abs(y - info.height / 4) <= 2
     kept = int(seen["stopped"].split("The ")[1].split(" frames")[0])
     assert 0 < kept < 16
     assert f"{kept} of 16 frames tracked" in seen["review_after_stop"]

@@ -20,6 +20,7 @@ from tracker.candidates import (
     MAX_PROMPT_CHARS,
     CandidateFinder,
     FinderOptions,
+    Heatmap,
     Proposal,
     RankedFrame,
     check_prompt,
@@ -256,6 +257,15 @@ def test_options_from_keywords():
         CandidateFinder(StandInEncoder(), proposer=StandInProposer(), colour="red")
 
 
+def test_options_from_settings():
+    from tracker.workspace import Settings
+
+    options = FinderOptions.from_settings(
+        Settings(top_frames=None, threshold=25.0, max_objects=6, take_best=True)
+    )
+    assert (options.top_frames, options.threshold, options.per_frame, options.take_best) == (3, 25.0, 6, True)
+
+
 @pytest.mark.parametrize(
     ("name", "key"),
     [
@@ -354,15 +364,40 @@ def test_window_grid_covers_the_frame(width, height):
         assert covered.all()
 
 
-def test_heatmap_peak_lands_on_the_prompted_shape(reader, video):
-    frame = reader.get(10)
+@pytest.mark.parametrize(
+    ("prompt", "shape", "frame_idx", "scales"),
+    [
+        ("blue", 1, 10, (0.5,)),
+        ("red", 0, 10, (0.5,)),
+        ("red", 0, 40, (0.5,)),
+        ("blue", 1, 40, (0.4, 0.7)),
+        ("red", 0, 0, (0.4, 0.7)),
+    ],
+)
+def test_heatmap_peak_lands_on_the_prompted_shape(reader, video, prompt, shape, frame_idx, scales):
+    frame = reader.get(frame_idx)
     encoder = StandInEncoder()
-    heat = clip_heatmap(frame, encoder, encoder.encode_prompt("blue"))
+    heat = clip_heatmap(frame, encoder, encoder.encode_prompt(prompt), scales=scales)
     assert len(encoder.image_calls) == 1  # all windows in one batch
     x, y = heat.peaks(3, 40)[0]
-    blue = video[1][10][1]
-    ys, xs = np.nonzero(blue)
-    assert xs.min() - 20 <= x <= xs.max() + 20 and ys.min() - 20 <= y <= ys.max() + 20
+    ys, xs = np.nonzero(video[1][frame_idx][shape])
+    assert xs.min() - 10 <= x <= xs.max() + 10 and ys.min() - 10 <= y <= ys.max() + 10
+
+
+@pytest.mark.parametrize(
+    ("hot", "expected"),
+    [
+        ((slice(2, 5), slice(6, 9)), (7.5 * 10, 3.5 * 10)),  # a 3×3 plateau: its centre, not its corner
+        ((slice(0, 1), slice(0, 1)), (5.0, 5.0)),
+        ((slice(9, 10), slice(11, 12)), (115.0, 95.0)),  # last cell, clamped inside the 120×100 frame
+    ],
+)
+def test_heatmap_peak_is_the_plateau_centre(hot, expected):
+    values = np.zeros((10, 12), np.float32)
+    values[hot] = 5.0
+    peaks = Heatmap(values, 10.0, 120, 100).peaks(2, 15.0)
+    assert tuple(peaks[0]) == pytest.approx(expected)
+    assert len(peaks) == 2 and np.hypot(*(peaks[1] - peaks[0])) > 15.0
 
 
 # ------------------------------------------------------------------------------ crops and scores
@@ -517,7 +552,7 @@ def models():
 @pytest.mark.slow
 def test_whole_find_with_real_models_random_weights(models, reader, caplog):
     clip, sam2 = models
-    # small on purpose (2 ranked frames, 15 heat-map windows, a 2×2 grid): the path, not the quality
+    # small on purpose (2 ranked frames, 6 heat-map windows, a 2×2 grid): the path, not the quality
     finder = CandidateFinder(
         clip,
         sam2,
@@ -526,7 +561,7 @@ def test_whole_find_with_real_models_random_weights(models, reader, caplog):
         stride=24,
         top_frames=2,
         min_gap=24,
-        heat_scales=(0.5,),
+        heat_scales=(0.7,),
         heat_peaks=2,
     )
     assert finder.options.random_weights  # the encoder says it is untrained
@@ -556,3 +591,21 @@ def test_sam2_automatic_generator_as_proposer(models, reader):
         assert proposal.mask.shape == (HEIGHT, WIDTH) and proposal.mask.dtype == bool
     qualities = [p.quality for p in proposals]
     assert qualities == sorted(qualities, reverse=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("random_weights", "at_most"), [(True, 24), (False, 3)], ids=["relaxed", "strict-fallback"]
+)
+def test_point_proposer_with_real_sam2(models, reader, random_weights, at_most):
+    from tracker.candidates import PointPromptProposer
+    from tracker.models import sam2_image_predictor
+
+    _, sam2 = models
+    # Untrained SAM predicts IoU ≈ 0.5: the strict filters reject everything, so the fallback
+    # keeps a few masks for CLIP rather than none.
+    proposer = PointPromptProposer(sam2_image_predictor(sam2), grid=3, random_weights=random_weights)
+    proposals = proposer(reader.get(5), np.array([[100.0, 80.0]]))
+    assert 1 <= len(proposals) <= at_most
+    assert all(p.mask.shape == (HEIGHT, WIDTH) and p.mask.dtype == bool for p in proposals)
+    assert set(proposer.last_timings) == {"set_image", "decode", "post"}

@@ -178,7 +178,7 @@ def test_clicks_by_mode(app, clip, mode, clicks, expected_labels, has_box):
         if mode == "negative":
             assert error is not None and "positive" in error.message
         else:
-            assert session.box_start == (20.0, 20.0)
+            assert session.box_start == (5.0, 5.0)  # video pixels: the picture is shown 4× larger
         return
     assert error is None
     (prompt,) = prompts
@@ -237,7 +237,7 @@ def test_brush(app, clip, mode, expected_area):
     clicked = session.workspace.result_at(0).mask_of(1)
     _, editor, where = app.load_brush(session)
     assert "frame 0" in where
-    assert editor["background"].shape == (120, 160, 3)
+    assert editor["background"].shape == (480, 640, 3)  # shown 4× larger, like the click view
     layer = np.zeros((120, 160, 4), np.uint8)
     layer[50:70, 70:90, 3] = 255  # 20×20 painted over the clicked disc
     app.apply_brush(session, {"background": editor["background"], "layers": [layer], "composite": None}, mode)
@@ -249,6 +249,21 @@ def test_brush(app, clip, mode, expected_area):
         assert np.array_equal(mask, clicked | painted)
     else:
         assert np.array_equal(mask, clicked & ~painted)
+
+
+@pytest.mark.parametrize(("width", "scale"), [(160, 4), (256, 2), (320, 2), (480, 1), (1280, 1)])
+def test_small_videos_are_shown_enlarged(width, scale):
+    from ui.handlers import display_scale
+
+    assert display_scale(width) == scale
+
+
+def test_clicks_on_the_enlarged_picture_land_on_video_pixels(app, clip):
+    session = opened(app, clip)
+    view = app.refine(session)
+    assert view.frame.shape == (480, 640, 3)  # the 160×120 clip, shown 4× larger
+    app.click(session, select([400, 200]))
+    assert session.workspace.prompts()[0].points == [(100.0, 50.0)]
 
 
 def test_brush_layer_at_another_size_is_scaled(app, clip):
@@ -290,7 +305,7 @@ def test_track_streams_and_ends_with_the_overlay(tmp_path, clip, streaming):
     review = app.review_view(session)
     assert review.frame is not None and review.slider["maximum"] == 11
     image, status = app.review_frame(session, 3)
-    assert image.shape == (120, 160, 3) and "Frame 3" in status
+    assert image.shape == (480, 640, 3) and "Frame 3" in status  # shown 4× larger
     assert app.fix_frame(session, 3).slider["value"] == 3
     store.close_all()
 
@@ -478,3 +493,36 @@ def test_streaming_output_only_with_ffmpeg_and_ffprobe(tmp_path):
     plain = _components(build_demo(standin_services(tmp_path, streaming=False)))
     assert streaming["result-video"]["props"]["streaming"] is True
     assert plain["result-video"]["props"]["streaming"] is False
+
+
+# -- the real workspace (random weights, small) --------------------------------------------------
+@pytest.mark.slow
+def test_handlers_drive_the_real_workspace(tmp_path, clip):
+    """Find → pick → click → track → downloads with the real models (untrained, 256 px)."""
+    from tracker.workspace import Settings
+    from ui.services import Services
+
+    size = int(os.environ.get("TRACKER_IMAGE_SIZE", "256"))
+    services = Services.from_settings(
+        Settings(random_weights=True, preset="fast", image_size=size, max_size=256), tmp_path / "sessions"
+    )
+    assert services.ready and services.random_weights
+    store = SessionStore(tmp_path / "sessions")
+    app = Handlers(services, store)
+    try:
+        session, estimate = app.on_video(None, str(clip), "fast")
+        assert "12 frames" in estimate
+        views = list(app.find(session, str(clip), "a red disc", "", "fast"))
+        assert views[-1].gallery, views[-1].status
+        view = app.pick_candidate(session, select(0))
+        assert view.frame.shape == (480, 640, 3) and list(session.workspace.objects) == [1]  # shown 4× larger
+        app.click(session, select([40, 40]))
+        app.undo(session)
+        app.redo(session)
+        final = list(app.track(session, "both"))[-1]
+        assert "Done: 12 frames tracked" in final.status
+        downloads = app.prepare_downloads(session)
+        names = {Path(p).name for p in downloads.files}
+        assert {"annotations.zip", "overlay.mp4", "coco.json"} <= names
+    finally:
+        store.close_all()

@@ -11,8 +11,9 @@ The pipeline, for one prompt on one video:
    CLIP-sized thumbnails of the current batch are in memory, never the frames.
 3. **Masks.** A :class:`MaskProposer` proposes masks on each chosen frame. The default,
    :class:`PointPromptProposer`, asks CLIP where the prompt is (:func:`clip_heatmap`: one batch of
-   overlapping windows at two scales), takes the heat map's peaks plus a sparse grid as point
-   prompts, runs SAM 2's image encoder **once** and decodes every point in one batch (three
+   half-overlapping windows, half the short side wide — 21 on a 16:9 frame; more scales are an
+   option, each costs another batch of CLIP), takes the heat map's peaks plus a sparse grid as
+   point prompts, runs SAM 2's image encoder **once** and decodes every point in one batch (three
    masks a point), keeps masks by predicted quality and drops duplicates. The full automatic
    generators (SAM 2's or segment-anything's) are available as :class:`AutoMaskProposer`;
    :data:`PROPOSERS` names them (``"points"``, ``"sam2-auto"``, ``"sam1-auto"``).
@@ -34,8 +35,8 @@ The pipeline, for one prompt on one video:
 Protocols, not model classes, are what this module depends on: :class:`TextImageEncoder`
 (``tracker.models.ClipModel`` is one), :class:`MaskProposer` and :class:`FrameSource`
 (``tracker.video.VideoReader`` is one). Heavy imports (torch, sam2, PIL) happen inside functions.
-Nothing here is thread-safe: the caller serialises use of the shared models (the model hub's
-lock).
+The finder holds the caller's model lock around every SAM call (SAM keeps per-image state);
+CLIP calls are stateless. One finder runs one search at a time.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ class FinderOptions:
     max_area_fraction: float = 0.95  # … and larger than this
     margin: float = 0.15  # crop margin, a fraction of the mask box's width / height per side
     dim: float = 0.6  # how far outside-mask pixels are blended towards grey (0 keeps them, 1 = grey)
-    heat_scales: tuple[float, ...] = (0.4, 0.7)  # window sides as a fraction of the short side
+    heat_scales: tuple[float, ...] = (0.5,)  # window sides as a fraction of the short side
     heat_overlap: float = 0.5
     heat_peaks: int = 5  # point prompts taken from CLIP's heat map
     batch_size: int = 32  # images per CLIP call
@@ -194,17 +195,13 @@ class FinderOptions:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> FinderOptions:
-        """From a :class:`tracker.workspace.Settings` (read by attribute name, not imported)."""
-        values = {
-            "stride": getattr(settings, "stride", None),
-            "top_frames": getattr(settings, "top_frames", 3),
-            "threshold": getattr(settings, "threshold", 20.0),
-            "random_weights": getattr(settings, "random_weights", False),
-            "overlap_iou": getattr(settings, "overlap_iou", 0.5),
-            "per_frame": max(cls.per_frame, getattr(settings, "max_objects", 1)),
-        }
+        """From a :class:`tracker.workspace.Settings` (read by attribute name, not imported);
+        settings left at None keep this class's defaults."""
+        names = ("stride", "top_frames", "threshold", "take_best", "random_weights", "overlap_iou")
+        values = {name: getattr(settings, name, None) for name in names}
+        values["per_frame"] = max(cls.per_frame, getattr(settings, "max_objects", None) or 1)
         values.update(overrides)
-        return cls(**values)
+        return cls(**{name: value for name, value in values.items() if value is not None})
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,7 +368,7 @@ def rank_frames(
 
 
 def window_grid(
-    width: int, height: int, scales: Sequence[float] = (0.4, 0.7), overlap: float = 0.5
+    width: int, height: int, scales: Sequence[float] = (0.5,), overlap: float = 0.5
 ) -> list[tuple[int, int, int, int, int]]:
     """Overlapping square windows ``(scale_index, x0, y0, x1, y1)`` covering the frame at each scale.
 
@@ -396,15 +393,20 @@ def window_grid(
 
 @dataclass
 class Heatmap:
-    """CLIP's "where is the prompt" map: ``values`` on a grid of ``cell×cell``-pixel cells."""
+    """CLIP's "where is the prompt" map: ``values`` on a grid of ``cell×cell``-pixel cells
+    covering a ``width×height`` frame."""
 
     values: np.ndarray  # rows × cols float32
     cell: float  # cell side in frame pixels
+    width: int
+    height: int
 
     def peaks(self, count: int, min_distance: float) -> np.ndarray:
-        """Up to ``count`` local maxima, best first, as an ``N×2`` float array of ``(x, y)`` pixels.
+        """Up to ``count`` maxima, best first, as an ``N×2`` float array of ``(x, y)`` frame pixels.
 
         Greedy: take the hottest cell, blank a disc of ``min_distance`` pixels around it, repeat.
+        Window scores make flat plateaus; a peak is the centre of its plateau (the cells joined
+        to the hottest one that are as hot), not the plateau's first cell.
         """
         heat = self.values.astype(np.float64).copy()
         rows, cols = np.mgrid[0 : heat.shape[0], 0 : heat.shape[1]]
@@ -413,10 +415,31 @@ class Heatmap:
         for _ in range(count):
             if not np.isfinite(heat).any():
                 break
-            r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
-            points.append(((c + 0.5) * self.cell, (r + 0.5) * self.cell))
-            heat[(rows - r) ** 2 + (cols - c) ** 2 <= radius * radius] = -np.inf
+            top = np.unravel_index(int(np.argmax(heat)), heat.shape)
+            plateau = _plateau(heat, top)
+            r, c = float(rows[plateau].mean()), float(cols[plateau].mean())
+            x = min((c + 0.5) * self.cell, self.width - 0.5)
+            y = min((r + 0.5) * self.cell, self.height - 0.5)
+            points.append((x, y))
+            heat[((rows - r) ** 2 + (cols - c) ** 2 <= radius * radius) | plateau] = -np.inf
         return np.asarray(points, dtype=np.float32).reshape(-1, 2)
+
+
+def _plateau(heat: np.ndarray, start: tuple[int, ...]) -> np.ndarray:
+    """Cells 4-connected to ``start`` whose value equals it (to float tolerance), as a bool map."""
+    level = heat[start]
+    same = np.isclose(heat, level, rtol=1e-5, atol=1e-6)
+    plateau = np.zeros(heat.shape, bool)
+    stack = [start]
+    while stack:
+        r, c = stack.pop()
+        if plateau[r, c] or not same[r, c]:
+            continue
+        plateau[r, c] = True
+        for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            if 0 <= r + dr < heat.shape[0] and 0 <= c + dc < heat.shape[1]:
+                stack.append((r + dr, c + dc))
+    return plateau
 
 
 def clip_heatmap(
@@ -425,7 +448,7 @@ def clip_heatmap(
     text_features: np.ndarray,
     negative_features: np.ndarray | None = None,
     *,
-    scales: Sequence[float] = (0.4, 0.7),
+    scales: Sequence[float] = (0.5,),
     overlap: float = 0.5,
     cells: int = 32,
     negative_weight: float = 1.0,
@@ -434,9 +457,13 @@ def clip_heatmap(
 ) -> Heatmap:
     """Score :func:`window_grid` crops of ``frame`` with CLIP (one batch) and spread the scores.
 
-    Each cell's value, per scale, is the mean score of the windows covering it; the map is the
-    mean over scales. Window scores go through :func:`combine_scores`, so a negative prompt cools
-    the map where the negative matches better. ``cells`` cells span the frame's long side.
+    Per scale, the windows' scores (``100·crop·text``, through :func:`combine_scores`, so a
+    negative prompt cools the map where it matches better) go through a softmax: CLIP's own
+    probability, at its logit scale of 100, that each window is the one the prompt describes.
+    A cell's value is the probability that the chosen window covers it (the sum over covering
+    windows); the map is the mean over scales. Where tied windows overlap, the object is in
+    the intersection, which this favours (a plain mean of covering windows' scores instead
+    drifts to frame edges, where fewer windows overlap). ``cells`` cells span the long side.
     """
     height, width = frame.shape[:2]
     windows = window_grid(width, height, scales, overlap)
@@ -447,19 +474,19 @@ def clip_heatmap(
     rows, cols = math.ceil(height / cell), math.ceil(width / cell)
     centres_y = np.minimum((np.arange(rows) + 0.5) * cell, height - 0.5)
     centres_x = np.minimum((np.arange(cols) + 0.5) * cell, width - 0.5)
+    scale_of = np.array([window[0] for window in windows])
     total = np.zeros((rows, cols), np.float64)
     for scale_index in range(len(scales)):
-        acc = np.zeros((rows, cols), np.float64)
-        cnt = np.zeros((rows, cols), np.float64)
-        for (s, x0, y0, x1, y1), score in zip(windows, scores, strict=True):
-            if s != scale_index:
-                continue
+        here = np.flatnonzero(scale_of == scale_index)
+        logits = scores[here].astype(np.float64)
+        weights = np.exp(logits - logits.max())
+        weights /= weights.sum()
+        for i, weight in zip(here, weights, strict=True):
+            _, x0, y0, x1, y1 = windows[i]
             ys = (centres_y >= y0) & (centres_y < y1)
             xs = (centres_x >= x0) & (centres_x < x1)
-            acc[np.ix_(ys, xs)] += score
-            cnt[np.ix_(ys, xs)] += 1
-        total += acc / np.maximum(cnt, 1)  # every cell centre lies in some window
-    return Heatmap((total / len(scales)).astype(np.float32), cell)
+            total[np.ix_(ys, xs)] += weight
+    return Heatmap((total / len(scales)).astype(np.float32), cell, width, height)
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,7 +507,9 @@ class PointPromptProposer:
     ``predictor`` is a ``SAM2ImagePredictor`` whose ``_bb_feat_sizes`` match its model's
     image size (``tracker.models.sam2_image_predictor`` builds one sharing the video model).
     ``grid`` points a side of the sparse grid (``grid=4`` → 16 points) find what CLIP's peaks
-    miss. ``random_weights`` turns the quality thresholds off (untrained scores are noise).
+    miss. When no mask passes the quality filters, the ``fallback_masks`` best (by predicted
+    IoU) are kept anyway: CLIP, not SAM's self-assessment, decides what matches the prompt.
+    ``random_weights`` turns the quality thresholds off (untrained scores are noise).
     """
 
     uses_points = True
@@ -494,6 +523,7 @@ class PointPromptProposer:
         stability_thresh: float = 0.85,
         dedupe_iou: float = 0.8,
         max_masks: int = 24,
+        fallback_masks: int = 3,
         min_area_fraction: float = 0.001,
         max_area_fraction: float = 0.95,
         random_weights: bool = False,
@@ -504,6 +534,7 @@ class PointPromptProposer:
         self.stability_thresh = 0.0 if random_weights else stability_thresh
         self.dedupe_iou = dedupe_iou
         self.max_masks = max_masks
+        self.fallback_masks = fallback_masks
         self.min_area_fraction = min_area_fraction
         self.max_area_fraction = max_area_fraction
         self.last_timings: dict[str, float] = {}
@@ -534,12 +565,16 @@ class PointPromptProposer:
         self.predictor.reset_predictor()
         decoded = perf_counter()
 
-        keep = quality >= self.pred_iou_thresh
-        if self.stability_thresh > 0:
-            keep &= _stability(logits) >= self.stability_thresh
         low = logits > 0
         area = low.flatten(1).float().mean(1).numpy()
-        keep &= (area >= self.min_area_fraction) & (area <= self.max_area_fraction)
+        sized = (area >= self.min_area_fraction) & (area <= self.max_area_fraction)
+        keep = sized & (quality >= self.pred_iou_thresh)
+        if self.stability_thresh > 0:
+            keep &= _stability(logits) >= self.stability_thresh
+        if not keep.any() and sized.any():
+            # Better a few doubtful masks for CLIP to judge than an empty result.
+            keep = sized & (quality >= np.sort(quality[sized])[::-1][: self.fallback_masks].min())
+            logger.debug("no mask passed the quality filters; keeping the %d best anyway", int(keep.sum()))
         order = [int(i) for i in np.argsort(-quality, kind="stable") if keep[i]]
         order = _dedupe(low, order, self.dedupe_iou)[: self.max_masks]
 
@@ -651,7 +686,7 @@ class AutoMaskProposer:
             scale = min(scale, self.short_side / min(height, width))
         if self.long_side:
             scale = min(scale, self.long_side / max(height, width))
-        small = frame
+        small = frame if frame.flags.writeable else frame.copy()  # torch warns on read-only arrays
         if scale < 1.0:
             small = resize(frame, max(1, round(width * scale)), max(1, round(height * scale)))
         started = perf_counter()

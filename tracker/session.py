@@ -66,6 +66,8 @@ DIRECTIONS: tuple[str, ...] = ("both", "forward", "backward")
 # sam2.utils.misc.load_video_frames' defaults (ImageNet statistics).
 IMG_MEAN = (0.485, 0.456, 0.406)
 IMG_STD = (0.229, 0.224, 0.225)
+_MEAN = np.array(IMG_MEAN, dtype=np.float32)
+_STD = np.array(IMG_STD, dtype=np.float32)
 # SAM 2's "no object" logit (sam2.modeling.sam2_base.NO_OBJ_SCORE), used for objects with no
 # output on a frame.
 NO_OBJ_SCORE = -1024.0
@@ -152,15 +154,16 @@ def preprocess_frame(frame: np.ndarray, image_size: int) -> torch.Tensor:
 
     Mirrors ``sam2.utils.misc._load_img_as_tensor`` + the normalisation in
     ``load_video_frames_from_jpg_images`` operation for operation (PIL's default resize filter,
-    aspect ratio not kept, ``/255`` in float64 then float32, then ``(x - mean) / std``), so the
-    model sees the same numbers as with ``init_state`` on a JPEG folder of the same pixels.
+    aspect ratio not kept, ``/255`` in float64 then float32, then ``(x - mean) / std`` in
+    float32), so the model sees the same numbers as with ``init_state`` on a JPEG folder of the
+    same pixels. It runs in numpy only: on the prefetch thread, a torch op would start a second
+    OpenMP thread team that competes with inference for the cores.
     """
-    resized = np.array(Image.fromarray(frame).convert("RGB").resize((image_size, image_size)))
-    image = torch.from_numpy(resized / 255.0).permute(2, 0, 1)
-    image = image.to(torch.float32, memory_format=torch.contiguous_format)
-    image -= torch.tensor(IMG_MEAN, dtype=torch.float32)[:, None, None]
-    image /= torch.tensor(IMG_STD, dtype=torch.float32)[:, None, None]
-    return image
+    resized = np.asarray(Image.fromarray(frame).convert("RGB").resize((image_size, image_size)))
+    image = (resized / 255.0).astype(np.float32)
+    image -= _MEAN
+    image /= _STD
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 class ModelFrames:

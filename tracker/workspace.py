@@ -213,7 +213,6 @@ class Workspace:
                     predictor, self.reader,
                     offload_state=self.device.type == "cuda" and self.info.num_frames > 600,
                     autocast=self._autocast_ctx,
-                    lock=self._model_lock(predictor),
                 )
             return self._session
 

@@ -23,9 +23,9 @@ from .theme import CSS, theme
 logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-EXAMPLES = [
-    ("bouncing_ball.mp4", "red ball"),
-    ("two_cars.mp4", "yellow car"),
+EXAMPLES = [  # (file in assets/, prompt, label on the button)
+    ("bouncing_ball.mp4", "red ball", "Bouncing ball · “red ball”"),
+    ("two_cars.mp4", "yellow car", "Two cars · “yellow car”"),
 ]
 MODEL = "model"  # concurrency group of every event that runs a model
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
@@ -98,17 +98,13 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                         elem_id="preset",
                     )
                     estimate = gr.Markdown(elem_id="estimate", elem_classes=["status"])
-            examples = [
-                [str(ASSETS / name), example_prompt]
-                for name, example_prompt in EXAMPLES
-                if (ASSETS / name).is_file()
-            ]
-            if examples:
+            shipped = [(name, words, label) for name, words, label in EXAMPLES if (ASSETS / name).is_file()]
+            if shipped:
                 gr.Examples(
-                    examples,
+                    [[str(ASSETS / name), words] for name, words, _ in shipped],
                     inputs=[video, prompt],
                     label="Or try an example",
-                    examples_per_page=4,
+                    example_labels=[label for _, _, label in shipped],
                     api_visibility="private",
                 )
 

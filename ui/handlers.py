@@ -33,6 +33,7 @@ from .streaming import SegmentStream
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_WIDTH = 360
+DISPLAY_MIN_WIDTH = 640  # smaller videos are shown enlarged (whole pixels) so they are easy to click
 MAX_CANDIDATES_SHOWN = 12
 LIVE_FRAME_EVERY = 0.4  # seconds between live-frame updates while tracking
 # Exports listed for download, in this order; anything else written goes after them.
@@ -316,7 +317,7 @@ class Handlers:
         last = max(ws.info.num_frames - 1, 0)
         session.frame_idx = min(max(int(session.frame_idx), 0), last)
         object_id = self._current_object(session)
-        frame = ws.preview(session.frame_idx)
+        frame = _enlarge(ws.preview(session.frame_idx), display_scale(ws.info.width))
         slider = gr.update(
             minimum=0,
             maximum=max(last, 1),
@@ -384,7 +385,9 @@ class Handlers:
         """A click on the frame: a point (positive/negative) or one corner of a box."""
         session = self.session(session, request)
         ws = self.workspace(session)
-        x, y = (float(v) for v in evt.index[:2])
+        # the picture may be shown enlarged (small videos): back to working-video pixels
+        scale = display_scale(ws.info.width)
+        x, y = (float(v) / scale for v in evt.index[:2])
         object_id = self._current_object(session, create=True)
         if session.mode == "box":
             if session.box_start is None:
@@ -495,7 +498,8 @@ class Handlers:
         object_id = self._current_object(session)
         target = f"**{escape(ws.objects[object_id].name)}**" if object_id is not None else "a new object"
         where = f"Painting {target} on frame {session.frame_idx}."
-        return session, {"background": ws.preview(session.frame_idx), "layers": [], "composite": None}, where
+        background = _enlarge(ws.preview(session.frame_idx), display_scale(ws.info.width))
+        return session, {"background": background, "layers": [], "composite": None}, where
 
     @guarded
     def apply_brush(
@@ -663,7 +667,7 @@ class Handlers:
         frame_idx = min(session.frame_idx, last)
         return ReviewView(
             gr.update(minimum=0, maximum=max(last, 1), value=frame_idx, interactive=last > 0, label="Frame"),
-            ws.preview(frame_idx),
+            _enlarge(ws.preview(frame_idx), display_scale(ws.info.width)),
             self._review_status(ws, frame_idx),
         )
 
@@ -690,7 +694,9 @@ class Handlers:
         session = self.session(session, request)
         ws = self.workspace(session)
         frame_idx = min(max(int(round(frame_idx or 0)), 0), ws.info.num_frames - 1)
-        return ws.preview(frame_idx), self._review_status(ws, frame_idx)
+        return _enlarge(ws.preview(frame_idx), display_scale(ws.info.width)), self._review_status(
+            ws, frame_idx
+        )
 
     @guarded
     def fix_frame(
@@ -801,6 +807,17 @@ class Handlers:
 
 
 # ---------------------------------------------------------------------- small translations
+def display_scale(width: int) -> int:
+    """Whole-number enlargement for showing a ``width``-pixel frame at least DISPLAY_MIN_WIDTH wide."""
+    return max(1, DISPLAY_MIN_WIDTH // max(int(width), 1))
+
+
+def _enlarge(image: np.ndarray, scale: int) -> np.ndarray:
+    if scale == 1:
+        return image
+    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
 def _thumbnail(image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     if width <= THUMBNAIL_WIDTH:

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 # How long an idle tab keeps its workspace, and how old a stray folder must be to be swept.
 SESSION_TTL_SECONDS = 6 * 3600
 STRAY_FOLDER_AGE_SECONDS = 24 * 3600
+API_FOLDER_AGE_SECONDS = 3600
 
 
 @dataclass
@@ -149,6 +150,10 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def live(self) -> list[UISession]:
+        with self._lock:
+            return list(self._sessions.values())
+
     def sweep(self, now: float | None = None) -> list[Path]:
         """Close sessions idle for longer than the TTL; remove stray folders older than ``stray_age``."""
         now = time.time() if now is None else now
@@ -172,7 +177,13 @@ class SessionStore:
                 age = now - path.stat().st_mtime
             except OSError:
                 continue
-            if age > self.stray_age:
+            # batch API results are copied into Gradio's cache on return; an hour is plenty
+            limit = (
+                min(self.stray_age, API_FOLDER_AGE_SECONDS)
+                if path.name.startswith("api-")
+                else self.stray_age
+            )
+            if age > limit:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
         if removed:

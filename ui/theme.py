@@ -45,10 +45,10 @@ CSS = """
 .status { min-height: 2.2em; }
 
 #candidates .caption-label { font-size: 0.8em; }
-/* small clips are shown big enough to click on; big ones fit the column */
-#frame-view img, #review-view img, #live-frame img {
-    width: 100%; height: auto; max-height: 72vh; object-fit: contain; }
-#frame-view .image-frame, #review-view .image-frame { width: 100%; }
+/* Gradio gives galleries a 450 px floor on wide screens; one row of candidates needs less */
+#candidates .fixed-height { min-height: 180px !important; }
+/* no upscaling of the clickable frame: Gradio maps a click to image pixels assuming scale <= 1 */
+#frame-view img, #review-view img, #live-frame img { max-height: 70vh; object-fit: contain; }
 .progress-host { min-height: 3.2em; }
 
 .legend { display: flex; flex-wrap: wrap; gap: 6px; padding: 2px 0; }
