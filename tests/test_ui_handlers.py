@@ -526,3 +526,63 @@ def test_handlers_drive_the_real_workspace(tmp_path, clip):
         assert {"annotations.zip", "overlay.mp4", "coco.json"} <= names
     finally:
         store.close_all()
+
+
+def test_real_services_name_missing_weights_and_the_fix(tmp_path, monkeypatch):
+    """Without weights the app still builds; the banner names each model and the command."""
+    from tracker.workspace import Settings
+    from ui.services import Services
+
+    monkeypatch.setenv("TRACKER_CHECKPOINTS", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    services = Services.from_settings(
+        Settings(offline=True, checkpoints_dir=tmp_path / "empty"), tmp_path / "s"
+    )
+    assert not services.ready
+    assert all("tracker download" in m.fix for m in services.missing_weights)
+    ids = _components(build_demo(services))
+    assert ids["find-btn"]["props"]["interactive"] is False
+    assert "<code>" in ids["missing-weights-banner"]["props"]["value"]
+
+
+# -- command line -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("alice:s3cret", ("alice", "s3cret")),
+        ("a:b:c", ("a", "b:c")),
+        ("alice", "error"),
+        (":pw", "error"),
+    ],
+)
+def test_auth_option(value, expected):
+    from tracker.errors import InputError
+    from ui.launch import parse_auth
+
+    if expected == "error":
+        with pytest.raises(InputError):
+            parse_auth(value)
+    else:
+        assert parse_auth(value) == expected
+
+
+def test_options_and_environment(monkeypatch):
+    from ui.launch import build_parser, launch_options, settings_from
+
+    for name in ("TRACKER_RANDOM_WEIGHTS", "TRACKER_IMAGE_SIZE", "TRACKER_AUTH", "TRACKER_PRESET"):
+        monkeypatch.delenv(name, raising=False)
+    args = build_parser().parse_args([])
+    options = launch_options(args)
+    # host and port left to Gradio (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT), never a public link
+    assert options["server_name"] is None and options["server_port"] is None
+    assert options["share"] is False and options["auth"] is None
+    assert settings_from(args).random_weights is False
+    monkeypatch.setenv("TRACKER_RANDOM_WEIGHTS", "1")
+    monkeypatch.setenv("TRACKER_IMAGE_SIZE", "256")
+    args = build_parser().parse_args(["--host", "0.0.0.0", "--port", "8080", "--share", "--device", "cpu"])
+    settings = settings_from(args)
+    assert settings.random_weights and settings.image_size == 256 and settings.device == "cpu"
+    assert launch_options(args)["server_name"] == "0.0.0.0" and launch_options(args)["share"] is True

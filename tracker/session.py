@@ -15,11 +15,13 @@ What the session changes compared to calling ``SAM2VideoPredictor`` directly:
   frame on a background thread so decoding and resizing overlap inference.
 * **Flat memory.** After each tracked frame the session drops each object's
   non-conditioning outputs that lie more than ``keep_window`` frames behind the current frame
-  (in the direction of travel). SAM 2 reads at most ``1 + (num_maskmem - 2) · stride`` frames
-  back for mask memory (6 with the released configs) and ``max_obj_ptrs_in_encoder - 1`` (15)
-  for object pointers, and skips missing frames, so a single run gives the same masks as plain
-  SAM 2. Conditioning frames (prompted frames) and frames with prompts are always kept; SAM 2's
-  own feature cache holds one frame.
+  (in the direction of travel), except the first ``keep_window + 1`` frames of the run, which a
+  run from the same start in the other direction reads. SAM 2 reads at most
+  ``1 + (num_maskmem - 2) · stride`` frames back for mask memory (6 with the released configs)
+  and ``max_obj_ptrs_in_encoder - 1`` (15) for object pointers, and skips missing frames, so a
+  ``"both"`` run, or a forward and a backward run from the same frame, give the same masks as
+  plain SAM 2. Conditioning frames (prompted frames) and frames with prompts are always kept;
+  SAM 2's own feature cache holds one frame.
 * **Corrections stick.** In sam2 1.1.0 a click on an already-tracked frame is stored as a
   *non-conditioning* output unless the model was built with ``add_all_frames_to_correct_as_cond``;
   the next propagation through that frame recomputes it and the correction is lost. The session
@@ -412,8 +414,10 @@ class TrackingSession:
 
         The prompt replaces whatever that object had on that frame (it carries all the clicks
         for it). A non-empty ``mask`` wins over points and box. Returns every object's mask on
-        the frame (the newest prompt outputs first, then tracked outputs), non-overlapping, with
-        presence probabilities. Raises :class:`InputError` for prompts that cannot mean anything.
+        the frame (each object's newest output there: a prompt's, else a tracked one; empty if
+        none), non-overlapping, with presence probabilities. A prompt on an already tracked frame
+        is a correction: SAM 2 reads it with the tracking memory, and the session keeps it as a
+        conditioning frame. Raises :class:`InputError` for prompts that cannot mean anything.
         """
         prompt.validate(self.width, self.height)
         self._check_frame(prompt.frame_idx)
@@ -528,9 +532,9 @@ class TrackingSession:
         start_frame: int | None = None,
         end_frame: int | None = None,
         direction: Direction = "both",
+        cancel: threading.Event | None = None,
         *,
         max_frames: int | None = None,
-        cancel: threading.Event | None = None,
     ) -> Iterator[FrameResult]:
         """Track every object through the video; yield one :class:`FrameResult` per frame, as done.
 
@@ -807,9 +811,10 @@ class TrackingSession:
                     for outputs in self._state["output_dict_per_obj"].values():
                         for out in outputs["cond_frame_outputs"].values():
                             self._upcast_memory(out)
-            for number, leg in enumerate(legs):
-                # Keep what the following legs will read when they start (their first window).
-                protected = [(later.first, later.step) for later in legs[number + 1 :]]
+            # Each leg's first frames stay: a run from the same start in the other direction
+            # (the second half of "both", or a second call, as SAM 2's demo makes) reads them.
+            protected = [(leg.first, -leg.step) for leg in legs]
+            for leg in legs:
                 self._frames.hint(leg.step, leg.last)
                 for frame_idx in leg.frames():
                     if stopped():
@@ -823,6 +828,13 @@ class TrackingSession:
             self._frames.hint(0)
             with self._lock:
                 self._running = False
+            logger.debug(
+                "tracked %d of %d frames; frames prepared ahead %d, loaded on demand %d",
+                self.last_run_frames,
+                total,
+                self._frames.hits,
+                self._frames.misses,
+            )
 
     def _track_frame(self, frame_idx: int, reverse: bool) -> FrameResult:
         """One frame of ``SAM2VideoPredictor.propagate_in_video`` (sam2 1.1.0) for all objects.
@@ -869,9 +881,11 @@ class TrackingSession:
     def _prune(self, windows: list[tuple[int, int]]) -> None:
         """Drop non-conditioning outputs outside every ``(frame, step)`` window of ``keep_window``.
 
-        A window keeps the frame and the ``keep_window`` frames behind it in direction ``step``,
-        the only non-conditioning frames SAM 2 reads when tracking on from there. Frames with
-        prompts are kept whatever their place.
+        A window keeps the frame and the ``keep_window`` frames behind it in direction ``step``:
+        the only non-conditioning frames SAM 2 reads when tracking on from there. A run keeps
+        the current frame's window and each leg's first ``keep_window + 1`` frames, so at most
+        ``2 · (keep_window + 1)`` per object (``+1`` window per extra leg), plus frames with
+        prompts, which are kept whatever their place.
         """
         if self.keep_window is None:
             return

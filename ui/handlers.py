@@ -2,8 +2,9 @@
 
 Each handler returns one of a few small named views (``RefineView``, ``FindView``, …), each
 derived from the session's state, so every event that changes the refine area returns the same
-seven values in the same order. Handlers never draw, decode or encode anything themselves; the
-workspace and :class:`ui.services.Services` do.
+seven values in the same order. Handlers only resize pictures for display (thumbnails, small
+videos shown enlarged); masks are drawn, frames decoded and videos encoded by the workspace and
+:class:`ui.services.Services`.
 
 Long work (finding candidates, tracking) is a generator, so results stream to the browser and
 the Stop button's cancel flag is seen between frames.
@@ -556,11 +557,7 @@ class Handlers:
             )
             for event in ws.track(direction=direction, cancel=session.cancel):
                 frame_idx = event.result.frame_idx
-                eta = (
-                    f" · about {text.format_seconds(event.eta_seconds)} left"
-                    if event.eta_seconds is not None
-                    else ""
-                )
+                eta = f" · {text.time_left(event.eta_seconds)}" if event.eta_seconds is not None else ""
                 desc = f"{event.direction.capitalize()}: frame {frame_idx} · {event.done}/{event.total}{eta}"
                 progress(event.done / max(event.total, 1), desc=desc)
                 status = ""  # the progress bar on the status line says it all while running

@@ -33,7 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python app.py",
         description="The Text-Prompted Video Tracker web app (opens on http://127.0.0.1:7860).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     g = p.add_argument_group("server")
     g.add_argument(

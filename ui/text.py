@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 TITLE = "Text-Prompted Video Tracker"
@@ -72,13 +73,20 @@ RANDOM_WEIGHTS_BANNER = (
 
 def missing_weights_banner(missing: list[tuple[str, str]]) -> str:
     """HTML naming every missing model and the command that fetches it."""
-    items = "".join(f"<li><b>{escape(name)}</b>: <code>{escape(fix)}</code></li>" for name, fix in missing)
+    items = "".join(f"<li><b>{escape(name)}</b>: {_code_spans(fix)}</li>" for name, fix in missing)
     return (
         "<b>Model weights are missing, so Find and Track are turned off.</b>"
         f"<ul>{items}</ul>"
         "Run the command, then restart the app. Or start it with <code>--random-weights</code> "
         "to try the workflow with untrained models."
     )
+
+
+def _code_spans(sentence: str) -> str:
+    """Escape ``sentence``; `backticked` parts become <code>, a bare command is code as a whole."""
+    if "`" not in sentence:
+        return f"<code>{escape(sentence)}</code>"
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(sentence))
 
 
 def format_seconds(seconds: float) -> str:
@@ -91,6 +99,10 @@ def format_seconds(seconds: float) -> str:
     if minutes < 90:
         return f"{minutes:.0f} min"
     return f"{minutes / 60:.1f} h"
+
+
+def time_left(seconds: float) -> str:
+    return "less than a second left" if seconds < 1 else f"about {format_seconds(seconds)} left"
 
 
 def format_time(seconds: float) -> str:
