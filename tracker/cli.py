@@ -7,7 +7,6 @@ with ``--debug``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -29,6 +28,13 @@ examples:
   python -m tracker eval out/masks ground_truth/  # DAVIS J&F
   python -m tracker track video.mp4 --prompt "a bed" --random-weights --out out/  # no weights needed
 """
+
+
+def echo(*parts: object, file=None) -> None:
+    """The command line's own output (results to stdout, status to stderr); library code logs."""
+    stream = file or sys.stdout
+    stream.write(" ".join(str(p) for p in parts) + "\n")
+    stream.flush()
 
 
 class _Progress:
@@ -64,21 +70,49 @@ class _Progress:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models and device")
-    g.add_argument("--preset", help="speed/quality preset (fast, balanced, quality); default depends on the device")
-    g.add_argument("--model", dest="sam2_model", help="SAM 2.1 size: tiny, small, base+, large (default: the preset's)")
-    g.add_argument("--image-size", type=int, help="SAM 2 processing size, a multiple of 32 (1024 = SAM 2's own; smaller is faster, coarser)")
-    g.add_argument("--clip-model", default="ViT-B-32/laion2b_s34b_b79k", help="open_clip model as ARCH/TAG (default: %(default)s)")
-    g.add_argument("--mask-generator", default="points", choices=["points", "sam2-auto", "sam1-auto"],
-                   help="how candidate masks are proposed: CLIP-guided points (fast), SAM 2's or segment-anything's automatic generator")
-    g.add_argument("--sam1-model", default="vit_b", help="segment-anything model for --mask-generator sam1-auto (vit_b, vit_l, vit_h)")
+    g.add_argument(
+        "--preset", help="speed/quality preset (fast, balanced, quality); default depends on the device"
+    )
+    g.add_argument(
+        "--model", dest="sam2_model", help="SAM 2.1 size: tiny, small, base+, large (default: the preset's)"
+    )
+    g.add_argument(
+        "--image-size",
+        type=int,
+        help="SAM 2 processing size, a multiple of 32 (1024 = SAM 2's own; smaller is faster, coarser)",
+    )
+    g.add_argument(
+        "--clip-model",
+        default="ViT-B-32/laion2b_s34b_b79k",
+        help="open_clip model as ARCH/TAG (default: %(default)s)",
+    )
+    g.add_argument(
+        "--mask-generator",
+        default="points",
+        choices=["points", "sam2-auto", "sam1-auto"],
+        help="how candidate masks are proposed: CLIP-guided points (fast), SAM 2's or segment-anything's automatic generator",
+    )
+    g.add_argument(
+        "--sam1-model",
+        default="vit_b",
+        help="segment-anything model for --mask-generator sam1-auto (vit_b, vit_l, vit_h)",
+    )
     g.add_argument("--points-per-side", type=int, help="grid density of the automatic mask generator")
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     g.add_argument("--bf16", dest="bf16", action="store_true", default=None, help="force bf16 autocast on")
     g.add_argument("--no-bf16", dest="bf16", action="store_false", help="force bf16 autocast off")
-    g.add_argument("--random-weights", action="store_true",
-                   default=os.environ.get("TRACKER_RANDOM_WEIGHTS", "") not in ("", "0"),
-                   help="build the models with untrained random weights (no downloads; results are meaningless; for trying and testing)")
-    g.add_argument("--checkpoints", dest="checkpoints_dir", type=Path, help="folder with the weights (default: ./checkpoints or $TRACKER_CHECKPOINTS)")
+    g.add_argument(
+        "--random-weights",
+        action="store_true",
+        default=os.environ.get("TRACKER_RANDOM_WEIGHTS", "") not in ("", "0"),
+        help="build the models with untrained random weights (no downloads; results are meaningless; for trying and testing)",
+    )
+    g.add_argument(
+        "--checkpoints",
+        dest="checkpoints_dir",
+        type=Path,
+        help="folder with the weights (default: ./checkpoints or $TRACKER_CHECKPOINTS)",
+    )
     g.add_argument("--sam2-checkpoint", type=Path, help="explicit SAM 2 checkpoint file")
     g.add_argument("--clip-checkpoint", type=Path, help="explicit open_clip checkpoint file")
     g.add_argument("--offline", action="store_true", help="never download; only use local files")
@@ -86,20 +120,39 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 def _add_video_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("video")
-    g.add_argument("video", type=Path, help="the video file (anything ffmpeg reads: mp4, mov, webm, mkv, avi)")
+    g.add_argument(
+        "video", type=Path, help="the video file (anything ffmpeg reads: mp4, mov, webm, mkv, avi)"
+    )
     g.add_argument("--start", dest="start_time", type=float, help="start time in seconds")
     g.add_argument("--end", dest="end_time", type=float, help="end time in seconds")
-    g.add_argument("--max-size", type=int, help="downscale so the longest side is at most this many pixels (default: the preset's)")
+    g.add_argument(
+        "--max-size",
+        type=int,
+        help="downscale so the longest side is at most this many pixels (default: the preset's)",
+    )
 
 
 def _add_find_options(p: argparse.ArgumentParser, prompt_required: bool = True) -> None:
     g = p.add_argument_group("finding the object")
-    g.add_argument("--prompt", "-p", required=prompt_required, help="what to follow, e.g. \"red shoes\" (be specific)")
-    g.add_argument("--negative", help="what not to pick, e.g. \"white shoes\"")
+    g.add_argument(
+        "--prompt", "-p", required=prompt_required, help='what to follow, e.g. "red shoes" (be specific)'
+    )
+    g.add_argument("--negative", help='what not to pick, e.g. "white shoes"')
     g.add_argument("--stride", type=int, help="rank every Nth frame (default: about 2 frames a second)")
-    g.add_argument("--top-frames", type=int, help="how many of the best frames get masks (default: the preset's)")
-    g.add_argument("--threshold", type=float, default=20.0, help="minimum candidate score, 100·cosine (default: %(default)s)")
-    g.add_argument("--take-best", action="store_true", help="use the best candidates even when none reaches the threshold")
+    g.add_argument(
+        "--top-frames", type=int, help="how many of the best frames get masks (default: the preset's)"
+    )
+    g.add_argument(
+        "--threshold",
+        type=float,
+        default=20.0,
+        help="minimum candidate score, 100·cosine (default: %(default)s)",
+    )
+    g.add_argument(
+        "--take-best",
+        action="store_true",
+        help="use the best candidates even when none reaches the threshold",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,41 +167,78 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    track = sub.add_parser("track", help="find the prompt, track it through the video, write every output",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    track = sub.add_parser(
+        "track",
+        help="find the prompt, track it through the video, write every output",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     _add_video_options(track)
     _add_find_options(track)
     _add_model_options(track)
     g = track.add_argument_group("output")
-    g.add_argument("--out", "-o", type=Path, required=True, help="output folder (created; files in it are replaced)")
-    g.add_argument("--max-objects", type=int, default=1, help="track up to N non-overlapping candidates as separate objects")
-    g.add_argument("--overlap-iou", type=float, default=0.5, help="candidates overlapping more than this are the same instance")
+    g.add_argument(
+        "--out", "-o", type=Path, required=True, help="output folder (created; files in it are replaced)"
+    )
+    g.add_argument(
+        "--max-objects",
+        type=int,
+        default=1,
+        help="track up to N non-overlapping candidates as separate objects",
+    )
+    g.add_argument(
+        "--overlap-iou",
+        type=float,
+        default=0.5,
+        help="candidates overlapping more than this are the same instance",
+    )
     g.add_argument("--formats", help="comma-separated subset of outputs (default: all)")
-    g.add_argument("--project", type=Path, help="continue from a project file (manifest.json) instead of searching")
+    g.add_argument(
+        "--project", type=Path, help="continue from a project file (manifest.json) instead of searching"
+    )
     track.set_defaults(func=cmd_track)
 
-    cand = sub.add_parser("candidates", help="print the ranked candidates for a prompt",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    cand = sub.add_parser(
+        "candidates",
+        help="print the ranked candidates for a prompt",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     _add_video_options(cand)
     _add_find_options(cand)
     _add_model_options(cand)
     cand.add_argument("--json", type=Path, help="also write the retrieval table as JSON here")
     cand.add_argument("--csv", type=Path, help="also write the retrieval table as CSV here")
     cand.add_argument("--max-objects", type=int, default=1, help=argparse.SUPPRESS)
-    cand.add_argument("--overlap-iou", type=float, default=0.5, help="same-frame candidates overlapping more than this are one instance")
+    cand.add_argument(
+        "--overlap-iou",
+        type=float,
+        default=0.5,
+        help="same-frame candidates overlapping more than this are one instance",
+    )
     cand.set_defaults(func=cmd_candidates)
 
     dl = sub.add_parser("download", help="fetch weights into checkpoints/")
-    dl.add_argument("names", nargs="*", help="models to fetch (default: the default SAM 2 and CLIP); see --list")
+    dl.add_argument(
+        "names", nargs="*", help="models to fetch (default: the default SAM 2 and CLIP); see --list"
+    )
     dl.add_argument("--list", action="store_true", help="list every known model name")
-    dl.add_argument("--checkpoints", dest="checkpoints_dir", type=Path, help="target folder (default: ./checkpoints)")
+    dl.add_argument(
+        "--checkpoints", dest="checkpoints_dir", type=Path, help="target folder (default: ./checkpoints)"
+    )
     dl.set_defaults(func=cmd_download)
 
     ev = sub.add_parser("eval", help="DAVIS J&F of predicted masks against ground truth")
-    ev.add_argument("pred", type=Path, help="predicted masks: a DAVIS-style PNG folder, a folder of sequences, a zip, or this tool's output folder")
+    ev.add_argument(
+        "pred",
+        type=Path,
+        help="predicted masks: a DAVIS-style PNG folder, a folder of sequences, a zip, or this tool's output folder",
+    )
     ev.add_argument("gt", type=Path, help="ground-truth masks, same layouts")
     ev.add_argument("--json", type=Path, help="also write the report as JSON here")
-    ev.add_argument("--keep-first-last", action="store_true", help="score the first and last frames too (DAVIS skips them)")
+    ev.add_argument(
+        "--keep-first-last",
+        action="store_true",
+        help="score the first and last frames too (DAVIS skips them)",
+    )
     ev.set_defaults(func=cmd_eval)
     return parser
 
@@ -157,14 +247,29 @@ def _settings(args: argparse.Namespace):
     from .workspace import Settings
 
     return Settings(
-        preset=args.preset, sam2_model=args.sam2_model, image_size=args.image_size, clip_model=args.clip_model,
-        mask_generator=args.mask_generator, sam1_model=args.sam1_model, device=args.device,
-        random_weights=args.random_weights, max_size=args.max_size, start_time=args.start_time,
-        end_time=args.end_time, stride=args.stride, top_frames=args.top_frames,
-        points_per_side=args.points_per_side, threshold=args.threshold, take_best=args.take_best,
-        max_objects=getattr(args, "max_objects", 1), overlap_iou=args.overlap_iou, bf16=args.bf16,
-        checkpoints_dir=args.checkpoints_dir, sam2_checkpoint=args.sam2_checkpoint,
-        clip_checkpoint=args.clip_checkpoint, offline=args.offline,
+        preset=args.preset,
+        sam2_model=args.sam2_model,
+        image_size=args.image_size,
+        clip_model=args.clip_model,
+        mask_generator=args.mask_generator,
+        sam1_model=args.sam1_model,
+        device=args.device,
+        random_weights=args.random_weights,
+        max_size=args.max_size,
+        start_time=args.start_time,
+        end_time=args.end_time,
+        stride=args.stride,
+        top_frames=args.top_frames,
+        points_per_side=args.points_per_side,
+        threshold=args.threshold,
+        take_best=args.take_best,
+        max_objects=getattr(args, "max_objects", 1),
+        overlap_iou=args.overlap_iou,
+        bf16=args.bf16,
+        checkpoints_dir=args.checkpoints_dir,
+        sam2_checkpoint=args.sam2_checkpoint,
+        clip_checkpoint=args.clip_checkpoint,
+        offline=args.offline,
     )
 
 
@@ -177,17 +282,21 @@ def _find(ws, args, progress: _Progress) -> list:
         progress.update("find", event.progress, event.message)
     progress.done()
     if first_at is not None:
-        logger.info("first candidates after %.1f s, all after %.1f s", first_at, time.perf_counter() - started)
+        logger.info(
+            "first candidates after %.1f s, all after %.1f s", first_at, time.perf_counter() - started
+        )
     return ws.candidates
 
 
 def _print_candidates(candidates, query: str, limit: int = 20) -> None:
-    print(f"{'rank':>4}  {'frame':>6}  {'time':>7}  {'score':>7}  box (x0, y0, x1, y1)")
+    echo(f"{'rank':>4}  {'frame':>6}  {'time':>7}  {'score':>7}  box (x0, y0, x1, y1)")
     for rank, c in enumerate(candidates[:limit], 1):
         x0, y0, x1, y1 = c.box
-        print(f"{rank:>4}  {c.frame_idx:>6}  {c.time:>6.2f}s  {c.score:>7.2f}  ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})")
+        echo(
+            f"{rank:>4}  {c.frame_idx:>6}  {c.time:>6.2f}s  {c.score:>7.2f}  ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})"
+        )
     if len(candidates) > limit:
-        print(f"… and {len(candidates) - limit} more")
+        echo(f"… and {len(candidates) - limit} more")
 
 
 def cmd_candidates(args: argparse.Namespace) -> int:
@@ -196,7 +305,10 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     from .workspace import Workspace
 
     progress = _Progress()
-    with tempfile.TemporaryDirectory(prefix="tracker-") as tmp, Workspace.open(args.video, ModelHub(), _settings(args), Path(tmp)) as ws:
+    with (
+        tempfile.TemporaryDirectory(prefix="tracker-") as tmp,
+        Workspace.open(args.video, ModelHub(), _settings(args), Path(tmp)) as ws,
+    ):
         candidates = _find(ws, args, progress)
         _print_candidates(candidates, args.prompt)
         if args.json or args.csv:
@@ -220,9 +332,9 @@ def cmd_track(args: argparse.Namespace) -> int:
     with Workspace.open(args.video, ModelHub(), _settings(args), work) as ws:
         info = ws.info
         s = ws.settings
-        print(
+        echo(
             f"{args.video.name}: {info.num_frames} frames, {info.fps:.2f} fps, {info.width}×{info.height}"
-            f"{' (downscaled from %d×%d)' % (info.source_width, info.source_height) if info.scale != 1 else ''}; "
+            f"{f' (downscaled from {info.source_width}×{info.source_height})' if info.scale != 1 else ''}; "
             f"SAM 2.1 {s.sam2_model} at {s.image_size}, preset {s.preset}, device {ws.device}"
             + ("; RANDOM WEIGHTS (results are meaningless)" if s.random_weights else ""),
             file=sys.stderr,
@@ -240,18 +352,21 @@ def cmd_track(args: argparse.Namespace) -> int:
             for index in chosen:
                 ws.accept_candidate(index)
             names = ", ".join(f"#{o.object_id} {o.name}" for o in ws.objects.values())
-            print(f"tracking {len(chosen)} object(s): {names}", file=sys.stderr)
+            echo(f"tracking {len(chosen)} object(s): {names}", file=sys.stderr)
         t = time.perf_counter()
         cancel = threading.Event()
         try:
             for event in ws.track(cancel=cancel):
                 eta = f", {event.eta_seconds:.0f} s left" if event.eta_seconds is not None else ""
-                progress.update("track", event.done / max(event.total, 1),
-                                f"frame {event.result.frame_idx} ({event.direction}) {event.done}/{event.total}{eta}")
+                progress.update(
+                    "track",
+                    event.done / max(event.total, 1),
+                    f"frame {event.result.frame_idx} ({event.direction}) {event.done}/{event.total}{eta}",
+                )
         except KeyboardInterrupt:
             cancel.set()
             progress.done()
-            print("stopped: writing what was tracked so far", file=sys.stderr)
+            echo("stopped: writing what was tracked so far", file=sys.stderr)
         progress.done()
         timings["track"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -260,12 +375,12 @@ def cmd_track(args: argparse.Namespace) -> int:
         timings["export"] = time.perf_counter() - t
         flags = _flags(ws, out)
     timings["total"] = time.perf_counter() - t0
-    print("wrote:", file=sys.stderr)
+    echo("wrote:", file=sys.stderr)
     for name, path in written.items():
-        print(f"  {name:<14} {path}")
+        echo(f"  {name:<14} {path}")
     if flags is not None:
         _print_flags(flags)
-    print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), file=sys.stderr)
+    echo("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), file=sys.stderr)
     return 0
 
 
@@ -283,11 +398,9 @@ def _pick_instances(candidates, max_objects: int) -> list[int]:
 
 
 def _flags(ws, out: Path):
-    try:
-        from .flags import flags_from_store, write_flags_csv, write_flags_json
-    except ImportError:  # flags module not present in this build
-        return None
-    flags = flags_from_store(ws.store)
+    from .flags import write_flags_csv, write_flags_json
+
+    flags = ws.flags()
     write_flags_json(flags, out / "flags.json")
     write_flags_csv(flags, out / "flags.csv")
     return flags
@@ -295,13 +408,13 @@ def _flags(ws, out: Path):
 
 def _print_flags(flags) -> None:
     if not flags:
-        print("no doubtful frames flagged", file=sys.stderr)
+        echo("no doubtful frames flagged", file=sys.stderr)
         return
-    print(f"{len(flags)} doubtful frame(s) to check:")
+    echo(f"{len(flags)} doubtful frame(s) to check:")
     for flag in flags[:30]:
-        print(f"  frame {flag.frame:>6}  object {flag.object_id:>3}  {flag.reason:<11} {flag.message}")
+        echo(f"  frame {flag.frame:>6}  object {flag.object_id:>3}  {flag.reason:<11} {flag.message}")
     if len(flags) > 30:
-        print(f"  … and {len(flags) - 30} more (flags.csv)")
+        echo(f"  … and {len(flags) - 30} more (flags.csv)")
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -310,11 +423,11 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     if args.list:
         for kind, names in list_models().items():
-            print(f"{kind}: {', '.join(names)}")
+            echo(f"{kind}: {', '.join(names)}")
         return 0
     paths = download(args.names or None, checkpoints_dir=args.checkpoints_dir)
     for path in paths:
-        print(path)
+        echo(path)
     return 0
 
 
@@ -322,7 +435,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .quality import evaluate
 
     report = evaluate(args.pred, args.gt, skip_first_last=not args.keep_first_last)
-    print(report.to_table())
+    echo(report.to_table())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         report.to_json(args.json)
@@ -341,19 +454,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except NoCandidates as error:
-        print(f"error: {error}", file=sys.stderr)
+        echo(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except Cancelled as error:
-        print(f"stopped: {error}", file=sys.stderr)
+        echo(f"stopped: {error}", file=sys.stderr)
         return error.exit_code
     except TrackerError as error:
         if args.debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        echo(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        echo("interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print("error: out of memory: try --preset fast, a smaller --image-size or --max-size, or a shorter --start/--end range", file=sys.stderr)
+        echo(
+            "error: out of memory: try --preset fast, a smaller --image-size or --max-size, or a shorter --start/--end range",
+            file=sys.stderr,
+        )
         return 1

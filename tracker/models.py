@@ -271,8 +271,26 @@ def load_sam2(
     else:
         logger.warning(_RANDOM_WARNING, f"SAM 2 {spec.name}")
     predictor = predictor.to(target).eval()
+    _disable_hole_filling_without_extension(predictor)
     _mark(predictor, spec.name, path)
     return predictor
+
+
+def _disable_hole_filling_without_extension(predictor: Any) -> None:
+    """Turn hole filling off, once and with one log line, when sam2's CUDA extension is missing.
+
+    Upstream tries the extension on every frame and warns each time it is missing, which floods
+    the log of a long run; the masks are the same either way (upstream then skips the step).
+    """
+    if getattr(predictor, "fill_hole_area", 0) <= 0:
+        return
+    try:
+        from sam2 import _C  # noqa: F401
+    except ImportError:
+        logger.info(
+            "sam2's CUDA extension is not installed: small holes in masks are not filled (results otherwise identical)"
+        )
+        predictor.fill_hole_area = 0
 
 
 def sam2_image_predictor(video_predictor: Any, **kwargs: Any) -> SAM2ImagePredictor:

@@ -12,9 +12,9 @@ Conventions, everywhere in ``tracker``:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -148,7 +148,9 @@ class FramePrompt:
         if self.box is not None:
             x0, y0, x1, y1 = self.box
             if x1 - x0 < 1 or y1 - y0 < 1:
-                raise InputError("The box has no area: drag from one corner of the object to the opposite one.")
+                raise InputError(
+                    "The box has no area: drag from one corner of the object to the opposite one."
+                )
         if self.mask is not None:
             if self.mask.shape != (height, width):
                 raise InputError(
@@ -192,7 +194,9 @@ class FrameResult:
 
     def __post_init__(self) -> None:
         if self.masks.ndim != 3 or self.masks.dtype != bool:
-            raise ValueError(f"FrameResult.masks must be N×H×W bool, got {self.masks.dtype} {self.masks.shape}")
+            raise ValueError(
+                f"FrameResult.masks must be N×H×W bool, got {self.masks.dtype} {self.masks.shape}"
+            )
         if len(self.object_ids) != self.masks.shape[0] or len(self.scores) != len(self.object_ids):
             raise ValueError("FrameResult needs one mask and one score per object id")
 
@@ -223,7 +227,9 @@ class FrameResult:
             else:
                 winner = logits.argmax(axis=0)
                 masks = positive & (winner[None] == np.arange(n)[:, None, None])
-        scores = np.ones(n, dtype=np.float32) if object_scores is None else np.asarray(object_scores, np.float32)
+        scores = (
+            np.ones(n, dtype=np.float32) if object_scores is None else np.asarray(object_scores, np.float32)
+        )
         return cls(int(frame_idx), tuple(int(i) for i in object_ids), masks, scores)
 
     @property
@@ -244,7 +250,7 @@ class FrameResult:
         """``H×W`` uint8 (uint16 past 255 objects) with the object id per pixel, 0 for background."""
         dtype = np.uint8 if (max(self.object_ids, default=0) <= 255) else np.uint16
         labels = np.zeros((self.height, self.width), dtype=dtype)
-        for object_id, mask in zip(self.object_ids, self.masks):
+        for object_id, mask in zip(self.object_ids, self.masks, strict=True):
             labels[mask] = object_id
         return labels
 
@@ -260,10 +266,26 @@ def mask_box(mask: np.ndarray) -> Box | None:
 
 # A palette that stays readable on most footage; object_id 1 takes PALETTE[0].
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
-    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+    (0, 128, 128),
+    (220, 190, 255),
+    (170, 110, 40),
+    (255, 250, 200),
+    (128, 0, 0),
+    (170, 255, 195),
+    (128, 128, 0),
+    (255, 215, 180),
+    (0, 0, 128),
+    (128, 128, 128),
 )
 
 

@@ -144,6 +144,7 @@ class Workspace:
         self._prompt_results: dict[int, FrameResult] = {}  # frame → masks after the last edit there
         self._stale_objects: set[int] = set()  # edited since last tracked
         self.last_overlay: Path | None = None
+        self.last_retrack_frames: list[int] = []  # frames the last retrack() rewrote
         self.cancel_event = threading.Event()
 
     # ------------------------------------------------------------------ opening
@@ -156,12 +157,20 @@ class Workspace:
         from .video import VideoReader, probe
 
         settings = resolve_settings(settings)
-        info = probe(Path(video), max_size=settings.max_size, start=settings.start_time, end=settings.end_time)
+        info = probe(
+            Path(video), max_size=settings.max_size, start=settings.start_time, end=settings.end_time
+        )
         reader = VideoReader(info)
         logger.info(
             "opened %s: %d frames, %.2f fps, %dx%d (source %dx%d, rotation %d)",
-            Path(video).name, info.num_frames, info.fps, info.width, info.height,
-            info.source_width, info.source_height, info.rotation,
+            Path(video).name,
+            info.num_frames,
+            info.fps,
+            info.width,
+            info.height,
+            info.source_width,
+            info.source_height,
+            info.rotation,
         )
         return cls(info, reader, hub, settings, workdir)
 
@@ -184,15 +193,24 @@ class Workspace:
     def _sam2(self):
         s = self.settings
         return self.hub.sam2(
-            s.sam2_model, image_size=s.image_size, device=self.device, random_weights=s.random_weights,
-            checkpoint=s.sam2_checkpoint, checkpoints_dir=s.checkpoints_dir, offline=s.offline,
+            s.sam2_model,
+            image_size=s.image_size,
+            device=self.device,
+            random_weights=s.random_weights,
+            checkpoint=s.sam2_checkpoint,
+            checkpoints_dir=s.checkpoints_dir,
+            offline=s.offline,
         )
 
     def _clip(self):
         s = self.settings
         return self.hub.clip(
-            s.clip_model, device=self.device, random_weights=s.random_weights,
-            checkpoint=s.clip_checkpoint, checkpoints_dir=s.checkpoints_dir, offline=s.offline,
+            s.clip_model,
+            device=self.device,
+            random_weights=s.random_weights,
+            checkpoint=s.clip_checkpoint,
+            checkpoints_dir=s.checkpoints_dir,
+            offline=s.offline,
         )
 
     def _model_lock(self, model) -> threading.Lock:
@@ -209,11 +227,8 @@ class Workspace:
                 from .session import TrackingSession
 
                 predictor = self._sam2()
-                self._session = TrackingSession(
-                    predictor, self.reader,
-                    offload_state=self.device.type == "cuda" and self.info.num_frames > 600,
-                    autocast=self._autocast_ctx,
-                )
+                # Per-frame state is pruned as tracking goes, so it never needs offloading.
+                self._session = TrackingSession(predictor, self.reader, autocast=self._autocast_ctx)
             return self._session
 
     # ------------------------------------------------------------------ frames
@@ -241,13 +256,27 @@ class Workspace:
         clip = self._clip()
         predictor = self._sam2()
         finder = CandidateFinder(
-            clip, predictor,
-            proposer=s.mask_generator, points_per_side=s.points_per_side, stride=s.stride,
-            top_frames=s.top_frames, threshold=s.threshold, overlap_iou=s.overlap_iou,
-            random_weights=s.random_weights, take_best=s.take_best,
-            model_lock=self._model_lock(predictor), autocast=self._autocast_ctx,
-            sam1=(lambda: self.hub.sam1(s.sam1_model, device=self.device, random_weights=s.random_weights,
-                                        checkpoints_dir=s.checkpoints_dir, offline=s.offline)),
+            clip,
+            predictor,
+            proposer=s.mask_generator,
+            points_per_side=s.points_per_side,
+            stride=s.stride,
+            top_frames=s.top_frames,
+            threshold=s.threshold,
+            overlap_iou=s.overlap_iou,
+            random_weights=s.random_weights,
+            take_best=s.take_best,
+            model_lock=self._model_lock(predictor),
+            autocast=self._autocast_ctx,
+            sam1=(
+                lambda: self.hub.sam1(
+                    s.sam1_model,
+                    device=self.device,
+                    random_weights=s.random_weights,
+                    checkpoints_dir=s.checkpoints_dir,
+                    offline=s.offline,
+                )
+            ),
         )
         found: list[Candidate] = []
         for event in finder.find(self.reader, prompt, negative_prompt, cancel=cancel):
@@ -265,7 +294,9 @@ class Workspace:
     def add_object(self, name: str | None = None, color: tuple[int, int, int] | None = None) -> TrackedObject:
         with self._lock:
             object_id = max(self.objects, default=0) + 1
-            obj = TrackedObject(object_id, (name or "").strip() or f"object {object_id}", color or color_for(object_id))
+            obj = TrackedObject(
+                object_id, (name or "").strip() or f"object {object_id}", color or color_for(object_id)
+            )
             self._record(Edit("object", object_id, name=obj.name, color=obj.color))
             return obj
 
@@ -284,7 +315,9 @@ class Workspace:
                 FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()), fresh=True
             )
 
-    def add_click(self, object_id: int, frame_idx: int, x: float, y: float, positive: bool = True) -> FrameResult:
+    def add_click(
+        self, object_id: int, frame_idx: int, x: float, y: float, positive: bool = True
+    ) -> FrameResult:
         """Add a positive (the object) or negative (not the object) click; returns that frame's masks."""
         with self._lock:
             self._check_object(object_id)
@@ -394,7 +427,9 @@ class Workspace:
 
     def _apply(self, edit: Edit) -> FrameResult | None:
         if edit.kind == "object":
-            self.objects[edit.object_id] = TrackedObject(edit.object_id, edit.name or "", edit.color or color_for(edit.object_id))
+            self.objects[edit.object_id] = TrackedObject(
+                edit.object_id, edit.name or "", edit.color or color_for(edit.object_id)
+            )
             return None
         if edit.kind == "rename":
             obj = self.objects[edit.object_id]
@@ -467,9 +502,11 @@ class Workspace:
             frame = self.frame(frame_idx)
             result = self.result_at(frame_idx)
             points = []
-            for (object_id, f), prompt in self._prompts.items():
+            for (_, f), prompt in self._prompts.items():
                 if f == frame_idx:
-                    points.extend((x, y, label) for (x, y), label in zip(prompt.points, prompt.labels))
+                    points.extend(
+                        (x, y, label) for (x, y), label in zip(prompt.points, prompt.labels, strict=True)
+                    )
             trails = self._trails_until(frame_idx) if with_trails else None
             return draw_overlay(frame, result, self.objects, trails=trails, points=points)
 
@@ -512,7 +549,9 @@ class Workspace:
         with self._lock:
             if not self.objects:
                 raise InputError("Nothing to track yet: pick a candidate or click on an object first.")
-            unprompted = [o.name for o in self.objects.values() if not any(k[0] == o.object_id for k in self._prompts)]
+            unprompted = [
+                o.name for o in self.objects.values() if not any(k[0] == o.object_id for k in self._prompts)
+            ]
             if unprompted:
                 raise InputError(
                     f"{', '.join(unprompted)} has no clicks or mask yet: click on it, or remove it, then track."
@@ -523,7 +562,9 @@ class Workspace:
             first = min(self.prompted_frames()) if start_frame is None else int(start_frame)
             end = self.info.num_frames - 1 if end_frame is None else int(end_frame)
             passes = []
-            if direction in ("both", "backward") and first > 0:
+            if direction == "both" and first > 0:
+                passes.append(("backward", first - 1))  # the forward pass yields `first` itself
+            elif direction == "backward":
                 passes.append(("backward", first))
             if direction in ("both", "forward"):
                 passes.append(("forward", first))
@@ -540,7 +581,12 @@ class Workspace:
         try:
             for pass_direction, start in passes:
                 if pass_direction == "forward" and write_overlay:
-                    writer = OverlayWriter(overlay_path, fps=self.info.fps, size=(self.info.width, self.info.height), threaded=True)
+                    writer = OverlayWriter(
+                        overlay_path,
+                        fps=self.info.fps,
+                        size=(self.info.width, self.info.height),
+                        threaded=True,
+                    )
                     # frames before the first prompt were tracked by the backward pass
                     for f in range(0, start):
                         res = self.store.get(f)
@@ -589,6 +635,198 @@ class Workspace:
         if cancel.is_set():
             logger.info("tracking stopped after %d of %d frames", done, total)
 
+    def retrack(
+        self,
+        frame_idx: int,
+        object_ids: list[int] | None = None,
+        *,
+        agree_iou: float = 0.9,
+        agree_frames: int = 8,
+        max_frames: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[TrackEvent]:
+        """Re-track after a correction on ``frame_idx``, only as far as the correction matters.
+
+        Propagates forward from ``frame_idx`` and backward from the frame before it. In each
+        direction it stops once the new masks of the corrected objects have agreed with the
+        previously tracked ones (mask IoU ≥ ``agree_iou``, both empty counts as agreeing) for
+        ``agree_frames`` frames in a row, or after ``max_frames``. Only ``object_ids`` (default:
+        the objects edited since the last run) are rewritten in the results; every other
+        object's masks, and every frame outside the re-tracked span, stay exactly as they were.
+        ``TrackEvent.total`` is an upper bound (the span is not known in advance).
+        """
+        from contextlib import closing
+
+        from .render import draw_overlay
+
+        with self._lock:
+            self.info.check_frame(frame_idx)
+            targets = sorted(object_ids if object_ids is not None else (self._stale_objects or self.objects))
+            for object_id in targets:
+                self._check_object(object_id)
+            if not targets:
+                raise InputError(
+                    "Nothing changed since the last run: correct an object first, then re-track."
+                )
+            session = self.session
+            cancel = cancel or self.cancel_event
+            cancel.clear()
+            legs = [("forward", frame_idx)]
+            if frame_idx > 0:
+                legs.append(("backward", frame_idx - 1))
+            total = sum(session.planned_frames(start, None, d, max_frames=max_frames) for d, start in legs)
+        done = 0
+        self.last_retrack_frames = []
+        for direction, start in legs:
+            streak = 0
+            run = session.propagate(
+                start_frame=start, direction=direction, cancel=cancel, max_frames=max_frames
+            )
+            with closing(run):
+                for result in run:
+                    agrees = all(
+                        _mask_iou(self.store.mask(result.frame_idx, oid), result.mask_of(oid)) >= agree_iou
+                        for oid in targets
+                    )
+                    self.store.put(_only(result, {oid: None for oid in targets}))
+                    with self._lock:
+                        self._prompt_results.pop(result.frame_idx, None)
+                    self.last_retrack_frames.append(result.frame_idx)
+                    streak = streak + 1 if agrees and result.frame_idx != frame_idx else 0
+                    done += 1
+                    merged = self.store.get(result.frame_idx)
+                    overlay = draw_overlay(self.frame(result.frame_idx), merged, self.objects)
+                    # no ETA: where the new masks start agreeing with the old is not known ahead
+                    yield TrackEvent(
+                        merged or result,
+                        overlay,
+                        done,
+                        total,
+                        None,
+                        direction,
+                    )
+                    if streak >= agree_frames or cancel.is_set():
+                        break
+            if cancel.is_set():
+                break
+        with self._lock:
+            if not cancel.is_set():
+                self._stale_objects.difference_update(targets)
+            self.last_overlay = None  # the overlay no longer matches; export renders it again
+        logger.info(
+            "re-tracked %d frames around frame %d (of %d in the video)", done, frame_idx, self.info.num_frames
+        )
+
+    # ------------------------------------------------------------------ review
+    def flags(self, with_clip: bool = True, every_seconds: float = 0.5):
+        """Frames worth checking (see :mod:`tracker.flags`), sorted by frame.
+
+        With ``with_clip`` and a prompt, each object's crop is scored against the prompt on a
+        frame every ``every_seconds`` so a track that switched to something else is caught.
+        """
+        from .flags import flags_from_store
+
+        clip_scores = self.clip_series(every_seconds) if with_clip and self.prompt_text else None
+        return flags_from_store(self.store, clip_scores)
+
+    def clip_series(self, every_seconds: float = 0.5) -> dict[int, dict[int, float]]:
+        """``{object_id: {frame: 100·cos(crop, prompt)}}`` on sampled tracked frames."""
+        from .candidates import crop_for_clip
+
+        clip = self._clip()
+        text = clip.encode_prompt(self.prompt_text)
+        step = max(1, round(self.info.fps * every_seconds))
+        frames = [f for f in self.store.frames() if f % step == 0]
+        series: dict[int, dict[int, float]] = {}
+        for frame_idx in frames:
+            result = self.store.get(frame_idx)
+            if result is None:
+                continue
+            frame = self.frame(frame_idx)
+            crops, ids = [], []
+            for object_id, mask in zip(result.object_ids, result.masks, strict=True):
+                if mask.any() and object_id in self.objects:
+                    crops.append(crop_for_clip(frame, mask))
+                    ids.append(object_id)
+            if not crops:
+                continue
+            features = clip.encode_images(crops)
+            scores = (100.0 * features @ text).tolist()
+            for object_id, score in zip(ids, scores, strict=True):
+                series.setdefault(object_id, {})[frame_idx] = float(score)
+        return series
+
+    # ------------------------------------------------------------------ importing
+    def import_annotations(self, path: Path) -> list[TrackedObject]:
+        """Start from existing masks: a DAVIS-style PNG folder or zip, or COCO / YouTube-VIS JSON.
+
+        Each imported object becomes an object here: all its masks go into the results (so they
+        can be reviewed, flagged and exported as they are), and its first annotated frame becomes
+        its mask prompt, so tracking again refines from there. Masks made at another size with
+        the same aspect ratio are rescaled (nearest neighbour).
+        """
+        from .export import read_coco, read_png_masks, read_ytvis
+
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path.name} does not exist.")
+        names: dict[int, str] = {}
+        if path.suffix.lower() == ".json":
+            import json
+
+            try:
+                head = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                raise InputError(f"{path.name} is not a readable JSON file ({error}).") from None
+            reader = read_ytvis if isinstance(head, dict) and "videos" in head else read_coco
+            imported = reader(path)
+            masks, names = imported.masks, dict(imported.names)
+        else:
+            masks = read_png_masks(path)
+        masks = {f: objs for f, objs in masks.items() if objs}
+        if not masks:
+            raise InputError(f"{path.name} holds no masks to import.")
+        masks = {
+            f: {oid: self._fit_mask(m, path.name) for oid, m in objs.items()} for f, objs in masks.items()
+        }
+        if max(masks) >= self.info.num_frames:
+            raise InputError(
+                f"{path.name} has masks up to frame {max(masks)} but this video has {self.info.num_frames} frames: "
+                "import annotations made for this video."
+            )
+        with self._lock:
+            created: list[TrackedObject] = []
+            id_map: dict[int, int] = {}
+            for source_id in sorted({oid for objs in masks.values() for oid in objs}):
+                obj = self.add_object(names.get(source_id) or f"imported {source_id}")
+                id_map[source_id] = obj.object_id
+                created.append(obj)
+            for frame_idx, objs in sorted(masks.items()):
+                ids = tuple(id_map[oid] for oid in sorted(objs))
+                stack = np.stack([objs[oid] for oid in sorted(objs)])
+                self.store.put(FrameResult(frame_idx, ids, stack, np.ones(len(ids), np.float32)))
+            for source_id, object_id in id_map.items():
+                first = min(f for f, objs in masks.items() if source_id in objs)
+                self._apply_prompt(FramePrompt(object_id, first, mask=masks[first][source_id]))
+            self._stale_objects.difference_update(id_map.values())
+            return created
+
+    def _fit_mask(self, mask: np.ndarray, source: str) -> np.ndarray:
+        h, w = mask.shape
+        if (w, h) == (self.info.width, self.info.height):
+            return mask
+        if abs(w / h - self.info.width / self.info.height) > 0.02:
+            raise InputError(
+                f"The masks in {source} are {w}×{h} but the video is {self.info.width}×{self.info.height}: "
+                "import annotations made for this video."
+            )
+        from PIL import Image
+
+        resized = Image.fromarray(mask.astype(np.uint8) * 255).resize(
+            (self.info.width, self.info.height), Image.NEAREST
+        )
+        return np.asarray(resized) > 127
+
     @property
     def was_cancelled(self) -> bool:
         return self.cancel_event.is_set()
@@ -599,7 +837,9 @@ class Workspace:
 
         path = Path(path) if path else self.workdir / "overlay.mp4"
         trails = TrailHistory()
-        with OverlayWriter(path, fps=self.info.fps, size=(self.info.width, self.info.height), threaded=True) as writer:
+        with OverlayWriter(
+            path, fps=self.info.fps, size=(self.info.width, self.info.height), threaded=True
+        ) as writer:
             for f, frame in self.reader.iter_frames():
                 res = self.store.get(f)
                 if res is not None:
@@ -626,9 +866,15 @@ class Workspace:
             if overlay is None or not overlay.exists():
                 overlay = self.render_overlay()
             return export_all(
-                self.store, self.info, self.objects, Path(out_dir),
-                candidates=self.candidates, query=self.prompt_text, manifest=self.manifest(),
-                overlay_path=overlay, formats=formats,
+                self.store,
+                self.info,
+                self.objects,
+                Path(out_dir),
+                candidates=self.candidates,
+                query=self.prompt_text,
+                manifest=self.manifest(),
+                overlay_path=overlay,
+                formats=formats,
             )
 
     def save_project(self, path: Path) -> Path:
@@ -645,8 +891,14 @@ class Workspace:
         project.check_video(self.info)
         with self._lock:
             self._history = [
-                Edit(e["kind"], e["object_id"], frame_idx=e.get("frame_idx"), prompt=e.get("prompt"),
-                     name=e.get("name"), color=tuple(e["color"]) if e.get("color") else None)
+                Edit(
+                    e["kind"],
+                    e["object_id"],
+                    frame_idx=e.get("frame_idx"),
+                    prompt=e.get("prompt"),
+                    name=e.get("name"),
+                    color=tuple(e["color"]) if e.get("color") else None,
+                )
                 for e in project.edits()
             ]
             self._redo.clear()
@@ -671,7 +923,9 @@ def resolve_settings(settings: Settings) -> Settings:
         try:
             preset = PRESETS[settings.preset]
         except KeyError:
-            raise InputError(f"Unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}.") from None
+            raise InputError(
+                f"Unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}."
+            ) from None
     else:
         preset = default_preset(device)
     fill = {
@@ -690,16 +944,32 @@ def resolve_settings(settings: Settings) -> Settings:
     return resolved
 
 
-def _only(result: FrameResult, objects: dict[int, TrackedObject]) -> FrameResult:
+def _mask_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """IoU of two H×W bool masks; None counts as empty; two empty masks agree (1.0)."""
+    a_any = a is not None and a.any()
+    b_any = b is not None and b.any()
+    if not a_any and not b_any:
+        return 1.0
+    if not a_any or not b_any:
+        return 0.0
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union)
+
+
+def _only(result: FrameResult, objects) -> FrameResult:
     keep = [i for i, oid in enumerate(result.object_ids) if oid in objects]
     if len(keep) == len(result.object_ids):
         return result
-    return FrameResult(result.frame_idx, tuple(result.object_ids[i] for i in keep), result.masks[keep], result.scores[keep])
+    return FrameResult(
+        result.frame_idx, tuple(result.object_ids[i] for i in keep), result.masks[keep], result.scores[keep]
+    )
 
 
 def _without(result: FrameResult, object_id: int) -> FrameResult:
     keep = [i for i, oid in enumerate(result.object_ids) if oid != object_id]
-    return FrameResult(result.frame_idx, tuple(result.object_ids[i] for i in keep), result.masks[keep], result.scores[keep])
+    return FrameResult(
+        result.frame_idx, tuple(result.object_ids[i] for i in keep), result.masks[keep], result.scores[keep]
+    )
 
 
 def _merge(first: FrameResult, second: FrameResult) -> FrameResult:
