@@ -783,12 +783,10 @@ class Workspace:
             masks, names = imported.masks, dict(imported.names)
         else:
             masks = read_png_masks(path)
-        masks = {f: objs for f, objs in masks.items() if objs}
-        if not masks:
+        if not any(masks.values()):
             raise InputError(f"{path.name} holds no masks to import.")
-        masks = {
-            f: {oid: self._fit_mask(m, path.name) for oid, m in objs.items()} for f, objs in masks.items()
-        }
+        # every frame of the file counts as annotated: an object missing from one is absent there
+        masks = {f: {oid: self._fit_mask(m, path.name) for oid, m in objs.items()} for f, objs in masks.items()}
         if max(masks) >= self.info.num_frames:
             raise InputError(
                 f"{path.name} has masks up to frame {max(masks)} but this video has {self.info.num_frames} frames: "
@@ -801,9 +799,10 @@ class Workspace:
                 obj = self.add_object(names.get(source_id) or f"imported {source_id}")
                 id_map[source_id] = obj.object_id
                 created.append(obj)
+            empty = np.zeros((self.info.height, self.info.width), bool)
             for frame_idx, objs in sorted(masks.items()):
-                ids = tuple(id_map[oid] for oid in sorted(objs))
-                stack = np.stack([objs[oid] for oid in sorted(objs)])
+                stack = np.stack([objs.get(source_id, empty) for source_id in id_map])
+                ids = tuple(id_map.values())
                 self.store.put(FrameResult(frame_idx, ids, stack, np.ones(len(ids), np.float32)))
             for source_id, object_id in id_map.items():
                 first = min(f for f, objs in masks.items() if source_id in objs)
