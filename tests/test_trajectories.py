@@ -7,7 +7,6 @@ import pytest
 
 from tracker.results import ResultStore
 from tracker.trajectories import (
-    TrailHistory,
     TrajectoryPoint,
     centroid_of,
     compute_trajectories,
@@ -97,27 +96,3 @@ def test_empty_store():
 )
 def test_centroid_of(mask, expected):
     assert centroid_of(mask) == expected
-
-
-def test_trail_history_window_reset_and_gaps():
-    trail = TrailHistory(length=3)
-    for frame_idx in range(5):
-        trail.add(1, frame_idx, (float(frame_idx), 0.0))
-    assert trail.points(1) == [(2.0, 0.0), (3.0, 0.0), (4.0, 0.0)]
-    trail.add(1, 5, None)  # not visible: nothing added, old points age out by frame
-    assert trail.points(1) == [(3.0, 0.0), (4.0, 0.0)]
-    trail.add(1, 2, (9.0, 9.0))  # went back in time: start over
-    assert trail.points(1) == [(9.0, 9.0)]
-    assert trail.trails() == {1: [(9.0, 9.0)]}
-    trail.clear()
-    assert trail.trails() == {}
-
-
-def test_trail_history_from_results_and_store(store):
-    live = TrailHistory(length=30)
-    for frame_idx in store.frames():
-        live.update(store.get(frame_idx))
-    at = TrailHistory.at(store, 5, length=30)
-    assert live.trails() == at.trails()
-    assert at.points(1) == [(14.5, 24.5), (16.5, 24.5), (18.5, 24.5), (20.5, 24.5)]
-    assert TrailHistory.at(store, 5, length=2).trails() == {2: [(51.5, 41.5), (53.5, 41.5)]}

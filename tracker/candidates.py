@@ -239,6 +239,26 @@ def check_prompt(prompt: str | None, *, what: str = "prompt") -> str:
     return text
 
 
+def prompt_notes(prompt: str | None) -> list[str]:
+    """One-sentence notes a person should see about ``prompt`` (it still works): too long, not English.
+
+    The same conditions :func:`check_prompt` logs; a front end shows these next to the results.
+    """
+    text = " ".join((prompt or "").split())
+    notes = []
+    if len(text) > MAX_PROMPT_CHARS:
+        notes.append(
+            f"The prompt is {len(text)} characters long; CLIP reads about {MAX_PROMPT_CHARS} "
+            "(77 tokens), so only its beginning is used. A few specific words work best."
+        )
+    if any(ord(ch) > 127 and ch.isalpha() for ch in text):
+        notes.append(
+            "CLIP was trained on mostly English captions, so this prompt may match less reliably; "
+            "if the candidates look wrong, try it in English."
+        )
+    return notes
+
+
 def encode_prompt(encoder: TextImageEncoder, prompt: str) -> np.ndarray:
     """The prompt's ``(D,)`` float32 unit vector (renormalised, whatever the encoder returned)."""
     return _unit(to_numpy(encoder.encode_prompt(prompt)).reshape(-1))
@@ -1325,6 +1345,7 @@ __all__ = [
     "iter_frame_scores",
     "mask_iou",
     "pick_frames",
+    "prompt_notes",
     "proposer_name",
     "rank_frames",
     "score_masks",

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import Cancelled, NoCandidates, TrackerError
+from .errors import Cancelled, InputError, NoCandidates, TrackerError
 
 logger = logging.getLogger("tracker")
 
@@ -129,6 +129,13 @@ def _add_video_options(p: argparse.ArgumentParser) -> None:
         "--max-size",
         type=int,
         help="downscale so the longest side is at most this many pixels (default: the preset's)",
+    )
+    g.add_argument(
+        "--max-frames",
+        type=int,
+        default=os.environ.get("TRACKER_MAX_FRAMES") or None,
+        help="refuse videos (or --start/--end ranges) with more frames than this "
+        "(default: $TRACKER_MAX_FRAMES, else no limit)",
     )
 
 
@@ -273,6 +280,16 @@ def _settings(args: argparse.Namespace):
     )
 
 
+def _check_length(ws, args: argparse.Namespace) -> None:
+    from .video import check_length
+
+    check_length(
+        ws.info,
+        max_frames=args.max_frames,
+        fix="track a part of it with --start/--end, or raise --max-frames",
+    )
+
+
 def _find(ws, args, progress: _Progress) -> list:
     started = time.perf_counter()
     first_at = None
@@ -309,6 +326,7 @@ def cmd_candidates(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="tracker-") as tmp,
         Workspace.open(args.video, ModelHub(), _settings(args), Path(tmp)) as ws,
     ):
+        _check_length(ws, args)
         candidates = _find(ws, args, progress)
         _print_candidates(candidates, args.prompt)
         if args.json or args.csv:
@@ -325,11 +343,17 @@ def cmd_track(args: argparse.Namespace) -> int:
 
     progress = _Progress()
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"Cannot use {out} as the output folder ({exc.strerror or exc}); choose another --out."
+        ) from None
     work = out / ".work"
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with Workspace.open(args.video, ModelHub(), _settings(args), work) as ws:
+        _check_length(ws, args)
         info = ws.info
         s = ws.settings
         echo(
@@ -348,10 +372,8 @@ def cmd_track(args: argparse.Namespace) -> int:
             timings["find"] = time.perf_counter() - t
             if not args.quiet:
                 _print_candidates(candidates, args.prompt, limit=5)
-            chosen = _pick_instances(candidates, args.max_objects)
-            for index in chosen:
-                ws.accept_candidate(index)
-            names = ", ".join(f"#{o.object_id} {o.name}" for o in ws.objects.values())
+            chosen = ws.accept_best(args.max_objects)
+            names = ", ".join(f"#{o.object_id} {o.name}" for o in chosen)
             echo(f"tracking {len(chosen)} object(s): {names}", file=sys.stderr)
         t = time.perf_counter()
         cancel = threading.Event()
@@ -382,19 +404,6 @@ def cmd_track(args: argparse.Namespace) -> int:
         _print_flags(flags)
     echo("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), file=sys.stderr)
     return 0
-
-
-def _pick_instances(candidates, max_objects: int) -> list[int]:
-    """Indices of up to ``max_objects`` candidates, best first, that are distinct instances.
-
-    Candidates on the same frame were already de-duplicated by IoU; across frames we can't
-    compare masks, so several objects come from the best frame's distinct instances first.
-    """
-    if not candidates:
-        return []
-    best_frame = candidates[0].frame_idx
-    same_frame = [i for i, c in enumerate(candidates) if c.frame_idx == best_frame]
-    return same_frame[:max_objects]
 
 
 def _flags(ws, out: Path):
@@ -467,6 +476,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         echo("interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # a full disk, a folder that vanished: the system's words, one line
+        if args.debug:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        echo(
+            f"error: {error.strerror or error}{where}; check the disk and the paths, then retry.",
+            file=sys.stderr,
+        )
+        return 1
     except MemoryError:
         echo(
             "error: out of memory: try --preset fast, a smaller --image-size or --max-size, or a shorter --start/--end range",

@@ -53,6 +53,12 @@ class WeightsUnavailable(TrackerError):
         )
 
 
+class CheckpointError(TrackerError):
+    """A checkpoint file exists but cannot be used: damaged, or made for another model."""
+
+    exit_code = 3
+
+
 class NoCandidates(TrackerError):
     """Nothing scored above the threshold for the prompt."""
 

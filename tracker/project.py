@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ProjectError
+from .errors import InputError, ProjectError
 from .results import ResultStore, atomic_write, decode_rle, encode_mask
 from .types import FramePrompt, TrackedObject, VideoInfo, color_for
 
@@ -74,6 +74,7 @@ FINGERPRINT_HEAD_BYTES = 4 * 1024 * 1024
 MANIFEST_NAME = "manifest.json"
 RESULTS_NAME = "results.jsonl"
 REQUIRED_FIELDS = ("format_version", "video", "settings", "objects", "history")
+EDIT_KINDS = ("object", "prompt", "clear", "remove", "rename")
 # package → distribution names to try (the import name is not always the distribution's)
 PACKAGES: dict[str, tuple[str, ...]] = {
     "torch": ("torch",),
@@ -418,9 +419,10 @@ class Project:
         if fingerprint is None and video.get("fingerprint") and Path(info.path).is_file():
             fingerprint = video_fingerprint(info.path)
         if video.get("fingerprint") and fingerprint and fingerprint != video["fingerprint"]:
+            this = Path(info.path).name
+            which = f"another file called {name}" if name == this else f"{name}, not for {this}"
             raise ProjectError(
-                f"This project was made for {name}, not for {Path(info.path).name} (the files differ); "
-                "open the video it was made for."
+                f"This project was made for {which} (the files differ); open the video it was made for."
             )
         differences = []
         if video.get("num_frames") is not None and int(video["num_frames"]) != info.num_frames:
@@ -441,6 +443,22 @@ class Project:
                 f"This project was made for {name} with {'; '.join(differences)}; "
                 "open the same video with the same size and trim settings."
             )
+        self._check_edits(info)
+
+    def _check_edits(self, info: VideoInfo) -> None:
+        """Every recorded frame, click, box and mask must fit ``info``'s frames (checked before replay)."""
+        for number, edit in enumerate(self.edits(), start=1):
+            frame_idx = edit["frame_idx"]
+            try:
+                if frame_idx is not None:
+                    info.check_frame(frame_idx)
+                if edit["prompt"] is not None:
+                    edit["prompt"].validate(info.width, info.height)
+            except InputError as exc:
+                raise ProjectError(
+                    f"Edit {number} of the project does not fit this video ({exc}); "
+                    "the file is damaged or was made for another video."
+                ) from None
 
     # -- files ---------------------------------------------------------------------------
 
@@ -492,9 +510,25 @@ class Project:
         for number, obj in enumerate(data["objects"], start=1):
             if not isinstance(obj, dict) or not {"id", "name"} <= obj.keys():
                 raise ProjectError(f"{source} is damaged: object {number} needs an id and a name.")
+        alive: set[int] = set()
         for number, edit in enumerate(data["history"], start=1):
             if not isinstance(edit, dict) or not {"kind", "object_id"} <= edit.keys():
                 raise ProjectError(f"{source} is damaged: edit {number} needs a kind and an object_id.")
+            kind, object_id = edit["kind"], edit["object_id"]
+            if kind not in EDIT_KINDS:
+                raise ProjectError(f"{source} is damaged: edit {number} has an unknown kind {kind!r}.")
+            if not isinstance(object_id, int) or isinstance(object_id, bool) or object_id < 1:
+                raise ProjectError(
+                    f"{source} is damaged: edit {number} has an invalid object id {object_id!r}."
+                )
+            if kind == "object":
+                alive.add(object_id)
+            elif kind == "remove":
+                alive.discard(object_id)
+            elif kind == "rename" and object_id not in alive:
+                raise ProjectError(
+                    f"{source} is damaged: edit {number} renames object {object_id}, which does not exist there."
+                )
         return cls(
             video=data["video"],
             settings=data["settings"],

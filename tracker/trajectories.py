@@ -17,14 +17,13 @@ Conventions:
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from .results import MaskStats, ResultStore
-from .types import FrameResult, Point, TrackedObject, VideoInfo
+from .types import Point, TrackedObject, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -105,64 +104,3 @@ def centroid_of(mask: np.ndarray) -> Point | None:
     if rows.size == 0:
         return None
     return float(cols.mean()), float(rows.mean())
-
-
-class TrailHistory:
-    """The last ``length`` visible centroids of each object, for drawing motion trails.
-
-    Feed it frames in playback order with :meth:`update`; a frame that does not follow the
-    previous one for an object (a seek, or tracking backwards) starts that object's trail over.
-    :meth:`at` builds the trail ending at any frame straight from a store.
-    """
-
-    def __init__(self, length: int = 30) -> None:
-        if length < 1:
-            raise ValueError("a trail needs at least one point")
-        self.length = int(length)
-        self._points: dict[int, deque[tuple[int, Point]]] = {}
-        self._last_frame: dict[int, int] = {}
-
-    def add(self, object_id: int, frame_idx: int, centroid: Point | None) -> None:
-        """Record ``object_id`` on ``frame_idx``; a None centroid (not visible) adds nothing."""
-        trail = self._points.setdefault(object_id, deque(maxlen=self.length))
-        last = self._last_frame.get(object_id)
-        if last is not None and frame_idx <= last:
-            trail.clear()
-        self._last_frame[object_id] = frame_idx
-        if centroid is not None:
-            trail.append((frame_idx, (float(centroid[0]), float(centroid[1]))))
-        # drop points that fell out of the window in frames, not only in count
-        while trail and trail[0][0] <= frame_idx - self.length:
-            trail.popleft()
-
-    def update(self, result: FrameResult, store: ResultStore | None = None) -> None:
-        """Add every object of ``result`` (centroids from ``store``'s stats when it has the frame)."""
-        for object_id, mask in zip(result.object_ids, result.masks, strict=True):
-            stats = store.stats(result.frame_idx, object_id) if store is not None else None
-            centroid = stats.centroid if stats is not None else centroid_of(mask)
-            self.add(object_id, result.frame_idx, centroid)
-
-    def points(self, object_id: int) -> list[Point]:
-        """The trail of ``object_id``, oldest first."""
-        return [point for _, point in self._points.get(object_id, ())]
-
-    def trails(self) -> dict[int, list[Point]]:
-        """Every object's trail (oldest first), objects with no visible point left out."""
-        return {object_id: self.points(object_id) for object_id, trail in self._points.items() if trail}
-
-    def clear(self) -> None:
-        self._points.clear()
-        self._last_frame.clear()
-
-    @classmethod
-    def at(cls, store: ResultStore, frame_idx: int, length: int = 30) -> TrailHistory:
-        """The trails as they stand on ``frame_idx``: centroids of the ``length`` frames up to it."""
-        history = cls(length)
-        stored = set(store.frames())
-        for frame in range(max(0, frame_idx - length + 1), frame_idx + 1):
-            if frame not in stored:
-                continue
-            for object_id in store.objects_on(frame):
-                stats = store.stats(frame, object_id)
-                history.add(object_id, frame, stats.centroid if stats else None)
-        return history

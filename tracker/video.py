@@ -387,6 +387,37 @@ def probe(
     )
 
 
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{rest:02d}" if minutes else f"{rest} s"
+
+
+def check_length(
+    info: VideoInfo,
+    max_frames: int | None = None,
+    max_seconds: float | None = None,
+    fix: str = "trim it to the part you need",
+) -> None:
+    """Refuse a video (working range) longer than ``max_frames`` frames or ``max_seconds`` seconds.
+
+    ``None`` (or 0) means no limit. The length in seconds is the later of ``num_frames / fps`` and
+    the last frame's timestamp plus one frame, so variable frame rate videos are not undercounted.
+    ``fix`` ends the message (what to do). Raises :class:`VideoError`.
+    """
+    name = Path(info.path).name
+    frame_time = 1.0 / info.fps if info.fps > 0 else 0.0
+    seconds = max(info.duration, info.time_of(info.num_frames - 1) + frame_time)
+    if max_frames and info.num_frames > max_frames:
+        raise VideoError(
+            f"{name} has {info.num_frames} frames ({_clock(seconds)}), more than the limit of "
+            f"{max_frames} frames; {fix}."
+        )
+    if max_seconds and seconds > max_seconds + 1e-6:
+        raise VideoError(
+            f"{name} is {_clock(seconds)} long, more than the limit of {_clock(max_seconds)}; {fix}."
+        )
+
+
 # ---------------------------------------------------------------------------------- decoding
 
 

@@ -34,7 +34,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import TrackerError, WeightsUnavailable
+from .errors import CheckpointError, WeightsUnavailable
 from .registry import DEFAULT_CLIP, DEFAULT_SAM2, ClipSpec, ModelSpec, find_spec
 
 logger = logging.getLogger(__name__)
@@ -47,15 +47,6 @@ READ_TIMEOUT = 30.0  # seconds urllib waits on a stalled download
 DEFAULT_DOWNLOADS = (DEFAULT_SAM2, DEFAULT_CLIP)
 
 _TRUE = {"1", "true", "yes", "on"}
-
-
-class CheckpointError(TrackerError):
-    """A checkpoint file exists but cannot be used: damaged, or made for another model.
-
-    (Kept here rather than in :mod:`tracker.errors` because only loading raises it.)
-    """
-
-    exit_code = 3
 
 
 class NetworkUnavailable(OSError):

@@ -786,7 +786,9 @@ class Workspace:
         if not any(masks.values()):
             raise InputError(f"{path.name} holds no masks to import.")
         # every frame of the file counts as annotated: an object missing from one is absent there
-        masks = {f: {oid: self._fit_mask(m, path.name) for oid, m in objs.items()} for f, objs in masks.items()}
+        masks = {
+            f: {oid: self._fit_mask(m, path.name) for oid, m in objs.items()} for f, objs in masks.items()
+        }
         if max(masks) >= self.info.num_frames:
             raise InputError(
                 f"{path.name} has masks up to frame {max(masks)} but this video has {self.info.num_frames} frames: "

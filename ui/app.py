@@ -44,7 +44,7 @@ def _step(title: str, help_text: str) -> None:
 
 def build_demo(services: Services, store: SessionStore | None = None) -> gr.Blocks:
     """The whole app for ``services``; ``store`` holds the per-tab sessions (made if not given)."""
-    store = store or SessionStore(services.temp_root)
+    store = store or SessionStore(services.temp_root, max_bytes=services.max_temp_bytes)
     store.sweep()
     h = Handlers(services, store)
     ready = services.ready

@@ -791,8 +791,8 @@ class Handlers:
         try:
             for _ in ws.find_candidates(prompt, negative_prompt or None):
                 pass
-            for index in _distinct_on_best_frame(ws.candidates, count):
-                ws.accept_candidate(index)
+            if ws.candidates:
+                ws.accept_best(count)
             if not ws.objects:
                 raise InputError(f"Nothing in the video matched {prompt!r}; try a more specific prompt.")
             for _ in ws.track():
@@ -861,14 +861,6 @@ def _no_downloads() -> DownloadView:
         gr.update(value=None, interactive=False),
         text.NOTHING_TRACKED,
     )
-
-
-def _distinct_on_best_frame(candidates, count: int) -> list[int]:
-    """Up to ``count`` candidates from the best candidate's frame (already distinct instances there)."""
-    if not candidates:
-        return []
-    best_frame = candidates[0].frame_idx
-    return [i for i, c in enumerate(candidates) if c.frame_idx == best_frame][:count]
 
 
 __all__ = ["DownloadView", "FindView", "Handlers", "RefineView", "ReviewView", "TrackView"]

@@ -70,6 +70,9 @@ class Services:
     device_label: str = "cpu"
     streaming: bool = field(default_factory=can_stream_video)
     model_concurrency: int = 1  # model events running at once, across every tab
+    max_seconds: float | None = None  # longest video a tab may open (None: no limit)
+    max_frames: int | None = None  # most frames a tab may open (None: no limit)
+    max_temp_bytes: int | None = None  # cap on everything under temp_root (None: no cap)
 
     @property
     def random_weights(self) -> bool:
@@ -87,7 +90,13 @@ class Services:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, temp_root: Path | None = None, model_concurrency: int = 1
+        cls,
+        settings: Settings,
+        temp_root: Path | None = None,
+        model_concurrency: int = 1,
+        max_seconds: float | None = None,
+        max_frames: int | None = None,
+        max_temp_bytes: int | None = None,
     ) -> Services:
         """The real services: one ModelHub for every tab, presets and estimates for this device."""
         from tracker import devices, render
@@ -141,4 +150,7 @@ class Services:
             missing_weights=missing,
             device_label=str(device),
             model_concurrency=model_concurrency,
+            max_seconds=max_seconds,
+            max_frames=max_frames,
+            max_temp_bytes=max_temp_bytes,
         )

@@ -9,6 +9,7 @@ workspace and deletes the folder. Folders left behind by a crash are removed by 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 SESSION_TTL_SECONDS = 6 * 3600
 STRAY_FOLDER_AGE_SECONDS = 24 * 3600
 API_FOLDER_AGE_SECONDS = 3600
+# Past the temp root's size cap, tabs idle for at least this long may be closed to make room.
+MIN_IDLE_BEFORE_EVICTION_SECONDS = 15 * 60
 
 
 @dataclass
@@ -32,7 +35,8 @@ class UISession:
     session_id: str
     workdir: Path
     workspace: Any = None  # tracker.workspace.Workspace (or a stand-in with the same interface)
-    video_path: Path | None = None
+    video_path: Path | None = None  # the session's private copy of the video (a fixed, safe name)
+    source: str | None = None  # the upload's path as Gradio gave it (only compared, never opened again)
     object_id: int | None = None  # the object clicks go to
     frame_idx: int = 0  # the frame shown in step 3
     mode: str = "positive"  # "positive" | "negative" | "box"
@@ -69,6 +73,7 @@ class UISession:
         """Forget everything about the previous video (the caller opens the next one)."""
         self.close_workspace()
         self.video_path = None
+        self.source = None
         self.object_id = None
         self.frame_idx = 0
         self.box_start = None
@@ -95,13 +100,39 @@ class UISession:
         logger.info("session %s closed, %s removed", self.session_id[:8], self.workdir)
 
 
+def folder_size(path: Path) -> int:
+    """Bytes in the files under ``path`` (files that vanish meanwhile count as 0)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 class SessionStore:
     """All live sessions of one server, keyed by Gradio's session hash, under one temp root."""
 
-    def __init__(self, temp_root: Path, stray_age: float = STRAY_FOLDER_AGE_SECONDS) -> None:
+    def __init__(
+        self,
+        temp_root: Path,
+        stray_age: float = STRAY_FOLDER_AGE_SECONDS,
+        max_bytes: int | None = None,
+    ) -> None:
         self.temp_root = Path(temp_root)
         self.stray_age = stray_age
+        self.max_bytes = max_bytes  # cap on everything under temp_root; None = no cap
         self._sessions: dict[str, UISession] = {}
+        self._in_use: set[Path] = set()  # folders of batch runs still working (never swept)
         self._lock = threading.Lock()
 
     def get(self, session: UISession | None, session_hash: str | None) -> UISession:
@@ -141,11 +172,18 @@ class SessionStore:
         session.close()
 
     def new_folder(self, prefix: str) -> Path:
-        """A private folder for work outside any tab (the batch API); swept by age."""
+        """A private folder for work outside any tab (the batch API); swept by age after :meth:`release`."""
         self.temp_root.mkdir(parents=True, exist_ok=True)
         path = self.temp_root / f"{prefix}-{uuid.uuid4().hex[:12]}"
         path.mkdir(parents=True)
+        with self._lock:
+            self._in_use.add(path.resolve())
         return path
+
+    def release(self, path: Path) -> None:
+        """The run in ``path`` (from :meth:`new_folder`) is over; its folder may be swept from now on."""
+        with self._lock:
+            self._in_use.discard(Path(path).resolve())
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -164,7 +202,7 @@ class SessionStore:
                 if now - s.last_used > SESSION_TTL_SECONDS and not s.tracking
             ]
             expired = [self._sessions.pop(key) for key in idle]
-            live = {s.workdir.resolve() for s in self._sessions.values()}
+            live = {s.workdir.resolve() for s in self._sessions.values()} | self._in_use
         for session in expired:
             session.close()
         removed: list[Path] = []
@@ -186,8 +224,61 @@ class SessionStore:
             if age > limit:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
+        if self.max_bytes:
+            removed += self._shrink(now)
         if removed:
             logger.info("removed %d stale temp folder(s) from %s", len(removed), self.temp_root)
+        return removed
+
+    def _shrink(self, now: float) -> list[Path]:
+        """Over ``max_bytes``: remove stray folders, then close the longest-idle tabs, oldest first.
+
+        A tab that is tracking, or was used in the last ``MIN_IDLE_BEFORE_EVICTION_SECONDS``, is
+        never closed for space; when only such tabs remain the root stays over the cap (logged).
+        """
+        assert self.max_bytes is not None
+        folders = [p.resolve() for p in self.temp_root.iterdir() if p.is_dir()]
+        sizes = {p: folder_size(p) for p in folders}
+        total = sum(sizes.values())
+        if total <= self.max_bytes:
+            return []
+        with self._lock:
+            owners = {s.workdir.resolve(): s for s in self._sessions.values()}
+            busy = set(self._in_use)
+        strays = sorted((p for p in folders if p not in owners and p not in busy), key=_mtime)
+        idle = sorted(
+            (
+                s
+                for s in owners.values()
+                if not s.tracking and now - s.last_used >= MIN_IDLE_BEFORE_EVICTION_SECONDS
+            ),
+            key=lambda s: s.last_used,
+        )
+        removed: list[Path] = []
+        for path in strays:
+            if total <= self.max_bytes:
+                break
+            shutil.rmtree(path, ignore_errors=True)
+            total -= sizes.get(path, 0)
+            removed.append(path)
+        for session in idle:
+            if total <= self.max_bytes:
+                break
+            with self._lock:
+                if self._sessions.get(session.session_id) is session:
+                    del self._sessions[session.session_id]
+            size = sizes.get(session.workdir.resolve(), 0)
+            session.close()
+            logger.warning("temp folder over its cap: closed idle session %s", session.session_id[:8])
+            total -= size
+            removed.append(session.workdir)
+        if total > self.max_bytes:
+            logger.warning(
+                "temp folder %s holds %.1f MB, over its cap of %.1f MB, and every tab in it is busy",
+                self.temp_root,
+                total / 1e6,
+                self.max_bytes / 1e6,
+            )
         return removed
 
     def close_all(self) -> None:
