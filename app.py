@@ -9,7 +9,14 @@ import sys
 
 from tracker.errors import TrackerError
 from ui.app import build_demo, launch_style
-from ui.launch import build_parser, configure_logging, launch_options, settings_from
+from ui.launch import (
+    build_parser,
+    check_temp_root,
+    configure_logging,
+    launch_options,
+    limits_from,
+    settings_from,
+)
 from ui.services import Services
 
 
@@ -18,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         options = launch_options(args)
-        services = Services.from_settings(settings_from(args), args.temp_dir, args.concurrency)
+        services = Services.from_settings(
+            settings_from(args), args.temp_dir, args.concurrency, **limits_from(args)
+        )
+        check_temp_root(services.temp_root)
     except TrackerError as error:
         print(f"error: {error}", file=sys.stderr)  # noqa: T201 (the app's own command line)
         return error.exit_code

@@ -29,19 +29,47 @@ PRESET_NAMES = ("fast", "balanced", "quality")
 
 
 class _Store:
-    """The slice of ``ResultStore`` the UI reads: ``len`` and ``get``."""
+    """The slice of ``ResultStore`` the UI reads: ``len``, ``get``, ``frames``, ``mask``, ``object_ids``.
+
+    Like the real store, ``put`` replaces a frame's entries for the objects in the result and
+    keeps the others.
+    """
 
     def __init__(self) -> None:
-        self.results: dict[int, FrameResult] = {}
+        self.masks: dict[int, dict[int, np.ndarray]] = {}  # frame → object → H×W bool
 
     def __len__(self) -> int:
-        return len(self.results)
+        return len(self.masks)
+
+    @property
+    def results(self) -> dict[int, FrameResult]:
+        return {f: self.get(f) for f in sorted(self.masks)}
 
     def get(self, frame_idx: int) -> FrameResult | None:
-        return self.results.get(frame_idx)
+        entries = self.masks.get(frame_idx)
+        if entries is None:
+            return None
+        ids = tuple(sorted(entries))
+        return FrameResult(frame_idx, ids, np.stack([entries[i] for i in ids]), np.ones(len(ids), np.float32))
 
     def put(self, result: FrameResult) -> None:
-        self.results[result.frame_idx] = result
+        entries = self.masks.setdefault(result.frame_idx, {})
+        for object_id, mask in zip(result.object_ids, result.masks, strict=True):
+            entries[object_id] = mask
+
+    def frames(self) -> list[int]:
+        return sorted(self.masks)
+
+    def mask(self, frame_idx: int, object_id: int) -> np.ndarray | None:
+        return self.masks.get(frame_idx, {}).get(object_id)
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted({o for entries in self.masks.values() for o in entries})
+
+    def remove_object(self, object_id: int) -> None:
+        for entries in self.masks.values():
+            entries.pop(object_id, None)
 
 
 def read_frames(path: Path, max_size: int | None = None) -> tuple[list[np.ndarray], float]:
@@ -114,7 +142,9 @@ class StandInWorkspace:
         self.prompt_text = ""
         self.store = _Store()
         self.last_overlay: Path | None = None
+        self.last_retrack_frames: list[int] = []
         self.cancel_event = threading.Event()
+        self._stale: set[int] = set()  # objects edited since the last run
         self._prompts: dict[tuple[int, int], FramePrompt] = {}
         self._history: list[tuple] = []
         self._redo: list[tuple] = []
@@ -199,6 +229,7 @@ class StandInWorkspace:
         prompt.validate(self.info.width, self.info.height)
         self._snapshot()
         self._prompts[(prompt.object_id, prompt.frame_idx)] = prompt
+        self._stale.add(prompt.object_id)
         return self._prompt_result(prompt.frame_idx)
 
     def _mask_of(self, prompt: FramePrompt) -> np.ndarray:
@@ -234,6 +265,19 @@ class StandInWorkspace:
             if object_id is None:
                 object_id = self.add_object(self.prompt_text or None).object_id
             return self._set_prompt(FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()))
+
+    def accept_best(self, max_objects: int = 1) -> list[TrackedObject]:
+        with self._lock:
+            if not self.candidates:
+                raise InputError("There are no candidates yet: run Find first, or click on the object.")
+            best_frame = self.candidates[0].frame_idx
+            chosen = [i for i, c in enumerate(self.candidates) if c.frame_idx == best_frame][
+                : max(1, max_objects)
+            ]
+            before = set(self.objects)
+            for index in chosen:
+                self.accept_candidate(index)
+            return [obj for oid, obj in self.objects.items() if oid not in before]
 
     def add_click(
         self, object_id: int, frame_idx: int, x: float, y: float, positive: bool = True
@@ -276,6 +320,7 @@ class StandInWorkspace:
             del self.objects[object_id]
             for key in [k for k in self._prompts if k[0] == object_id]:
                 del self._prompts[key]
+            self.store.remove_object(object_id)
 
     def rename_object(self, object_id: int, name: str) -> None:
         with self._lock:
@@ -301,6 +346,14 @@ class StandInWorkspace:
             self.objects, self._prompts = self._redo.pop()
             return True
 
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._history)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
     def prompts(self) -> list[FramePrompt]:
         return [self._prompts[k] for k in sorted(self._prompts, key=lambda k: (k[1], k[0]))]
 
@@ -316,9 +369,9 @@ class StandInWorkspace:
     def preview(self, frame_idx: int, with_trails: bool = True) -> np.ndarray:
         return blend(self.frame(frame_idx), self.result_at(frame_idx), self.objects)
 
-    def _tracked(self, frame_idx: int) -> FrameResult:
+    def _tracked(self, frame_idx: int, object_ids=None) -> FrameResult:
         ids, masks = [], []
-        for object_id in self.objects:
+        for object_id in self.objects if object_ids is None else object_ids:
             prompts = [p for (o, _), p in self._prompts.items() if o == object_id]
             nearest = min(prompts, key=lambda p: abs(p.frame_idx - frame_idx))
             ids.append(object_id)
@@ -370,10 +423,115 @@ class StandInWorkspace:
                 yield TrackEvent(
                     result, overlay, done, len(order), elapsed / done * (len(order) - done), pass_direction
                 )
+            if not cancel.is_set():
+                self._stale.clear()
         finally:
             if writer is not None:
                 writer.close()
                 self.last_overlay = overlay_path
+
+    def retrack(
+        self,
+        frame_idx: int,
+        object_ids: list[int] | None = None,
+        *,
+        agree_iou: float = 0.9,
+        agree_frames: int = 8,
+        max_frames: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[TrackEvent]:
+        """Forward from ``frame_idx``, backward from the frame before, each way until the new
+        masks of the edited objects agree with the old ones for ``agree_frames`` frames."""
+        with self._lock:
+            self.info.check_frame(frame_idx)
+            targets = sorted(object_ids if object_ids is not None else (self._stale or self.objects))
+            for object_id in targets:
+                self._check(object_id, frame_idx)
+            if not targets:
+                raise InputError(
+                    "Nothing changed since the last run: correct an object first, then re-track."
+                )
+            cancel = cancel or self.cancel_event
+            cancel.clear()
+            n = self.info.num_frames
+            legs = [("forward", range(frame_idx, n))]
+            if frame_idx > 0:
+                legs.append(("backward", range(frame_idx - 1, -1, -1)))
+            total = sum(
+                len(frames) if max_frames is None else min(len(frames), max_frames) for _, frames in legs
+            )
+        self.last_retrack_frames = []
+        done = 0
+        for direction, frames in legs:
+            streak = 0
+            for count, f in enumerate(frames, 1):
+                if cancel.is_set() or (max_frames is not None and count > max_frames):
+                    break
+                time.sleep(self.track_delay)
+                result = self._tracked(f, targets)
+                agrees = all(
+                    _iou(self.store.mask(f, oid), result.mask_of(oid)) >= agree_iou for oid in targets
+                )
+                self.store.put(result)
+                self.last_retrack_frames.append(f)
+                streak = streak + 1 if agrees and f != frame_idx else 0
+                done += 1
+                merged = self.store.get(f)
+                yield TrackEvent(
+                    merged, blend(self.frame(f), merged, self.objects), done, total, None, direction
+                )
+                if streak >= agree_frames:
+                    break
+        if not cancel.is_set():
+            self._stale.difference_update(targets)
+        self.last_overlay = None
+
+    def flags(self, with_clip: bool = True, every_seconds: float = 0.5):
+        """The real detectors over the stand-in's masks (no CLIP here)."""
+        from tracker.flags import flags_from_store
+
+        return flags_from_store(self.store)
+
+    def import_annotations(self, path: Path) -> list[TrackedObject]:
+        """PNG folder / zip, COCO or YouTube-VIS JSON, read with the library's readers."""
+        from tracker.export import read_coco, read_png_masks, read_ytvis
+
+        path = Path(path)
+        names: dict[int, str] = {}
+        if path.suffix.lower() == ".json":
+            try:
+                head = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                raise InputError(f"{path.name} is not a readable JSON file ({error}).") from None
+            imported = (read_ytvis if isinstance(head, dict) and "videos" in head else read_coco)(path)
+            masks, names = imported.masks, dict(imported.names)
+        else:
+            masks = read_png_masks(path)
+        if not any(masks.values()):
+            raise InputError(f"{path.name} holds no masks to import.")
+        shape = (self.info.height, self.info.width)
+        if (
+            any(m.shape != shape for objs in masks.values() for m in objs.values())
+            or max(masks) >= self.info.num_frames
+        ):
+            raise InputError(f"{path.name} was not made for this video: import annotations made for it.")
+        with self._lock:
+            created = []
+            id_map: dict[int, int] = {}
+            for source_id in sorted({o for objs in masks.values() for o in objs}):
+                obj = self.add_object(names.get(source_id) or f"imported {source_id}")
+                id_map[source_id] = obj.object_id
+                created.append(obj)
+            empty = np.zeros(shape, bool)
+            for frame_idx, objs in sorted(masks.items()):
+                ids = tuple(id_map.values())
+                stack = np.stack([objs.get(source_id, empty) for source_id in id_map])
+                self.store.put(FrameResult(frame_idx, ids, stack, np.ones(len(ids), np.float32)))
+            for source_id, object_id in id_map.items():
+                first = min(f for f, objs in masks.items() if source_id in objs)
+                self._set_prompt(FramePrompt(object_id, first, mask=masks[first][source_id]))
+            self._stale.difference_update(id_map.values())
+            return created
 
     def render_overlay(self, path: Path | None = None) -> Path:
         path = Path(path) if path else self.workdir / "overlay.mp4"
@@ -401,6 +559,8 @@ class StandInWorkspace:
         )
         written["coco"] = out_dir / "coco.json"
         written["coco"].write_text(json.dumps({"annotations": rows}))
+        if self.last_overlay is None or not self.last_overlay.exists():
+            self.render_overlay()  # like the real export: a re-track leaves no overlay behind
         if self.last_overlay is not None and self.last_overlay.exists():
             written["overlay"] = out_dir / "overlay.mp4"
             written["overlay"].write_bytes(self.last_overlay.read_bytes())
@@ -440,6 +600,14 @@ class StandInWorkspace:
             self._prompts[(object_id, frame_idx)] = FramePrompt(
                 object_id, frame_idx, [tuple(p) for p in points], labels, box=tuple(box) if box else None
             )
+
+
+def _iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    a_any = a is not None and a.any()
+    b_any = b is not None and b.any()
+    if not a_any or not b_any:
+        return 1.0 if a_any == b_any else 0.0
+    return float((a & b).sum() / (a | b).sum())
 
 
 def standin_services(temp_root: Path, streaming: bool = False, **overrides):

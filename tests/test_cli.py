@@ -24,7 +24,7 @@ FAST = ["--random-weights", "--device", "cpu", "--image-size", "256", "--top-fra
 @pytest.fixture(scope="module")
 def shapes_video(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("video") / "shapes.mp4"
-    make_video(path, num_frames=48, width=320, height=240, fps=24)
+    make_video(path, num_frames=24, width=320, height=240, fps=12)
     return path
 
 
@@ -64,14 +64,14 @@ def test_track_writes_every_output(tracked):
         assert (tracked / name).is_file(), name
     pngs = sorted((tracked / "masks").glob("*.png"))
     assert [p.name for p in pngs[:2]] == ["00000.png", "00001.png"]
-    assert len(pngs) == 48
+    assert len(pngs) == 24
 
 
 def test_overlay_matches_source(tracked, shapes_video):
     from tracker.video import probe
 
     src, overlay = probe(shapes_video), probe(tracked / "overlay.mp4")
-    assert overlay.num_frames == src.num_frames == 48
+    assert overlay.num_frames == src.num_frames == 24
     assert overlay.fps == pytest.approx(src.fps, rel=1e-3)
     assert (overlay.width, overlay.height) == (src.width, src.height)
     assert overlay.codec == "h264"

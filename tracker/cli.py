@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _add_video_options(track)
-    _add_find_options(track)
+    _add_find_options(track, prompt_required=False)  # not needed with --project
     _add_model_options(track)
     g = track.add_argument_group("output")
     g.add_argument(

@@ -315,6 +315,25 @@ class Workspace:
                 FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()), fresh=True
             )
 
+    def accept_best(self, max_objects: int = 1) -> list[TrackedObject]:
+        """Start objects from the best candidates: up to ``max_objects`` distinct instances.
+
+        They come from the best candidate's frame, where candidates were already de-duplicated
+        by mask IoU (across frames masks can't be compared, so the same thing seen on two frames
+        would become two objects).
+        """
+        with self._lock:
+            if not self.candidates:
+                raise InputError("There are no candidates yet: run Find first, or click on the object.")
+            best_frame = self.candidates[0].frame_idx
+            chosen = [i for i, c in enumerate(self.candidates) if c.frame_idx == best_frame][
+                : max(1, max_objects)
+            ]
+            before = set(self.objects)
+            for index in chosen:
+                self.accept_candidate(index)
+            return [obj for oid, obj in self.objects.items() if oid not in before]
+
     def add_click(
         self, object_id: int, frame_idx: int, x: float, y: float, positive: bool = True
     ) -> FrameResult:

@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from . import text
+from . import review, text
 from .gpu import gpu
 from .handlers import Handlers
 from .services import Services
@@ -33,7 +33,7 @@ PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 
 def launch_style() -> dict[str, Any]:
     """Keyword arguments for ``demo.launch()`` that give the page its look."""
-    return {"theme": theme(), "css": CSS}
+    return {"theme": theme(), "css": CSS + review.CSS, "head": review.SHORTCUTS_HEAD}
 
 
 def _step(title: str, help_text: str) -> None:
@@ -47,11 +47,13 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
     store = store or SessionStore(services.temp_root, max_bytes=services.max_temp_bytes)
     store.sweep()
     h = Handlers(services, store)
+    rv = review.ReviewLoop(h)  # step 5's loop: flags, timeline, fixes, re-tracking, imports
     ready = services.ready
     model = {"concurrency_id": MODEL, "concurrency_limit": services.model_concurrency}
 
     with gr.Blocks(title=text.TITLE, delete_cache=(3600, 6 * 3600)) as demo:
         demo.handlers = h  # for tests and embedding
+        demo.review_loop = rv
         demo.session_store = store
         session = gr.State(None, time_to_live=SESSION_TTL_SECONDS, delete_callback=store.discard)
 
@@ -241,6 +243,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
             _step(text.STEP_REVIEW, text.HELP_REVIEW)
             review_view = gr.Image(label="Result", elem_id="review-view", interactive=False, show_label=False,
                                    buttons=["fullscreen"], format="jpeg")  # fmt: skip
+            timeline = review.build_timeline()
             with gr.Row():
                 review_slider = gr.Slider(
                     0, 1, value=0, step=1, label="Frame", elem_id="review-slider", interactive=False, scale=5
@@ -249,6 +252,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
             review_status = gr.Markdown(
                 text.NOTHING_TRACKED, elem_id="review-status", elem_classes=["status"]
             )
+            review_tools = review.build_tools()
 
         # 6 · download -------------------------------------------------------------------------
         with gr.Column(elem_classes=["step"], elem_id="step-download"):
@@ -259,11 +263,13 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                 )
                 project_btn = gr.DownloadButton("Save project", interactive=False, elem_id="save-project")
                 open_btn = gr.UploadButton("Open project…", elem_id="open-project", file_count="single")
+                import_btn = review.build_import()
             download_status = gr.Markdown(
                 text.NOTHING_TRACKED, elem_id="download-status", elem_classes=["status"]
             )
             downloads = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="downloads")
             gr.Markdown(text.HELP_OPEN_PROJECT, elem_classes=["step-help"])
+            gr.Markdown(review.HELP_IMPORT, elem_classes=["step-help"])
 
         # the batch API: hidden inputs and outputs, one public endpoint --------------------------
         with gr.Column(visible=False):
@@ -281,6 +287,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
         find_out = [session, gallery, find_status]
         track_out = [session, result_video, live, track_status]
         review_out = [review_slider, review_view, review_status]
+        review_out += [timeline, review_tools.flags, review_tools.flag_filter]  # the loop's (ui/review.py)
         download_out = [downloads, zip_btn, project_btn, download_status]
 
         def after_reset(event):
@@ -288,7 +295,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                 event.then(h.refine, [session], refine_out, **PRIVATE)
                 .then(h.find_view, [session], find_out, **PRIVATE)
                 .then(h.reset_track, [session], track_out, **PRIVATE)
-                .then(h.review_view, [session], review_out, **PRIVATE)
+                .then(rv.review_view, [session], review_out, **PRIVATE)
                 .then(h.reset_downloads, None, download_out, **PRIVATE)
             )
 
@@ -340,8 +347,8 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
             **PRIVATE,
         )
         (
-            track_event.success(h.review_view, [session], review_out, **PRIVATE).then(
-                h.prepare_downloads, [session], download_out, **PRIVATE
+            track_event.success(gpu(rv.check), [session], review_out, **model, **PRIVATE).then(
+                rv.prepare_downloads, [session], download_out, **PRIVATE
             )
         )
         (
@@ -349,20 +356,27 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                 h.stop, [session], [track_status], cancels=[track_event], concurrency_limit=None, **PRIVATE
             )
             .then(h.after_stop, [session], track_out, concurrency_limit=None, **PRIVATE)
-            .then(h.review_view, [session], review_out, **PRIVATE)
-            .then(h.prepare_downloads, [session], download_out, **PRIVATE)
+            .then(gpu(rv.check), [session], review_out, **model, **PRIVATE)
+            .then(rv.prepare_downloads, [session], download_out, **PRIVATE)
         )
 
-        review_slider.input(h.review_frame, [session, review_slider], [review_view, review_status],
+        review_slider.input(rv.review_frame, [session, review_slider], review_out[1:5],
                             trigger_mode="always_last", **PRIVATE)  # fmt: skip
         fix_btn.click(h.fix_frame, [session, review_slider], refine_out, scroll_to_output=True, **PRIVATE)
 
         open_event = open_btn.upload(gpu(h.open_project), [session, open_btn], refine_out, **model, **PRIVATE)
         (
             open_event.success(h.find_view, [session], find_out, **PRIVATE)
-            .then(h.review_view, [session], review_out, **PRIVATE)
-            .then(h.prepare_downloads, [session], download_out, **PRIVATE)
+            .then(gpu(rv.check), [session], review_out, **model, **PRIVATE)
+            .then(rv.prepare_downloads, [session], download_out, **PRIVATE)
         )
+
+        review.wire(
+            rv, review_tools, timeline, import_btn, session=session, review_slider=review_slider,
+            review_image=review_view, review_status=review_status, mode=mode, refine_status=refine_status,
+            refine_out=refine_out, review_out=review_out, download_out=download_out, result_video=result_video,
+            model=model, private=PRIVATE,
+        )  # fmt: skip
 
         api_trigger.click(
             gpu(h.api_track, duration=900),

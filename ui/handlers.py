@@ -13,6 +13,9 @@ the Stop button's cancel flag is seen between frames.
 from __future__ import annotations
 
 import logging
+import os
+import re
+import shutil
 import time
 from html import escape
 from pathlib import Path
@@ -23,7 +26,9 @@ import numpy as np
 from gradio.data_classes import FileData
 from PIL import Image
 
-from tracker.errors import InputError
+from tracker.candidates import prompt_notes
+from tracker.errors import InputError, VideoError
+from tracker.types import FramePrompt
 
 from . import text
 from .guard import guarded
@@ -140,10 +145,14 @@ class Handlers:
     def on_video(
         self, session: UISession | None, video: str | None, preset: str | None, request: gr.Request = None
     ):
-        """A video was uploaded, picked from the examples or cleared: open it (probe only)."""
+        """A video was uploaded, picked from the examples or cleared: open it (probe only).
+
+        A file that cannot be opened leaves the current video and its work as they were.
+        """
         session = self.session(session, request)
-        session.reset_video()
         if not video:
+            self._check_idle(session, "clear the video")
+            session.reset_video()
             return session, ""
         self._open(session, Path(video), preset)
         return session, self._estimate(session, preset)
@@ -156,15 +165,49 @@ class Handlers:
             if ws.objects or ws.candidates:
                 gr.Info("The new preset applies when you press Find again (that starts this video over).")
             else:
-                self._open(session, session.video_path, preset)
+                self._open(session, session.video_path, preset, source=session.source)
         return session, self._estimate(session, preset)
 
-    def _open(self, session: UISession, video: Path, preset: str | None) -> None:
-        """Open ``video`` for ``session`` with ``preset`` (the previous workspace is closed)."""
-        session.reset_video()
+    def _open(self, session: UISession, video: Path, preset: str | None, source: str | None = None) -> None:
+        """Open ``video`` for ``session`` with ``preset``; the previous workspace closes only on success.
+
+        The file is first linked (or copied) into the session's own folder under a fixed name, so
+        the name someone gave their upload is never part of a path the app opens or serves.
+        ``source`` is what the video input held (default: ``video``), to notice a new upload.
+        """
+        self._check_idle(session, "open another video")
         workdir = session.new_run_dir("video")
-        session.workspace = self.services.open_workspace(video, self.services.settings_for(preset), workdir)
-        session.video_path = video
+        workspace = None
+        try:
+            private = private_copy(video, workdir)
+            workspace = self.services.open_workspace(private, self.services.settings_for(preset), workdir)
+            self._check_length(workspace)
+        except BaseException:
+            if workspace is not None:
+                workspace.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        session.reset_video()
+        session.workspace = workspace
+        session.video_path = private
+        session.source = str(video) if source is None else source
+        self.store.sweep()
+
+    def _check_length(self, workspace) -> None:
+        from tracker.video import check_length
+
+        check_length(
+            workspace.info,
+            max_frames=self.services.max_frames,
+            max_seconds=self.services.max_seconds,
+            fix="cut out the part you need (any video editor can) and upload that",
+        )
+
+    @staticmethod
+    def _check_idle(session: UISession, action: str) -> None:
+        """Edits wait for a running track: SAM 2's state is in use until it stops."""
+        if session.tracking:
+            raise InputError(f"Tracking is running: press Stop (or let it finish), then {action}.")
 
     # ------------------------------------------------------------------ step 2: find
     @staticmethod
@@ -194,19 +237,23 @@ class Handlers:
             raise InputError(text.NO_VIDEO)
         if not (prompt or "").strip():
             raise InputError(text.NO_PROMPT)
+        self._check_idle(session, "search again")
         ws = session.workspace
         wanted = self.services.settings_for(preset).preset
-        if ws is None or session.video_path != Path(video) or ws.settings.preset != wanted:
+        if ws is None or session.source != str(Path(video)) or ws.settings.preset != wanted:
             self._open(session, Path(video), preset)
         # objects already picked stay: a second search can add a different kind of object
         ws = self.workspace(session)
         session.accepted = {}
         session.selected_candidate = None
         session.thumbnails = {}
+        for note in prompt_notes(prompt):
+            gr.Warning(note)
         # while it runs the progress bar sits on the status line and says everything
         progress(0.0, desc="Starting…")
         yield FindView(session, [], "")
         for event in ws.find_candidates(prompt, negative or None, cancel=session.cancel):
+            session.touch()  # a long search is not an idle tab (the disk cap closes idle ones)
             count = len(event.candidates)
             so_far = f" · {count} candidate{'s' if count != 1 else ''} so far" if count else ""
             progress(min(max(event.progress, 0.0), 1.0), desc=f"{event.message}{so_far}")
@@ -262,6 +309,7 @@ class Handlers:
         """A gallery click: follow that candidate as a new object (or go back to it)."""
         session = self.session(session, request)
         ws = self.workspace(session)
+        self._check_idle(session, "pick a candidate")
         index = int(evt.index) if not isinstance(evt.index, (list, tuple)) else int(evt.index[0])
         session.selected_candidate = index
         existing = session.accepted.get(index)
@@ -282,6 +330,7 @@ class Handlers:
         """Put the last clicked candidate's mask on the current object (to restart it from there)."""
         session = self.session(session, request)
         ws = self.workspace(session)
+        self._check_idle(session, "use the candidate")
         index = session.selected_candidate
         if index is None or not 0 <= index < len(ws.candidates):
             raise InputError("Click a candidate in the list first.")
@@ -386,21 +435,39 @@ class Handlers:
         """A click on the frame: a point (positive/negative) or one corner of a box."""
         session = self.session(session, request)
         ws = self.workspace(session)
+        self._check_idle(session, "click again")
         # the picture may be shown enlarged (small videos): back to working-video pixels
         scale = display_scale(ws.info.width)
         x, y = (float(v) / scale for v in evt.index[:2])
-        object_id = self._current_object(session, create=True)
         if session.mode == "box":
             if session.box_start is None:
+                FramePrompt(1, session.frame_idx, [(x, y)], [1]).validate(ws.info.width, ws.info.height)
                 session.box_start = (x, y)
                 view = self.refine_view(session)
                 return view._replace(frame=gr.skip())
             x0, y0 = session.box_start
             session.box_start = None
-            ws.set_box(object_id, session.frame_idx, (x0, y0, x, y))
+            box = (min(x0, x), min(y0, y), max(x0, x), max(y0, y))
+            object_id = self._object_for(session, FramePrompt(1, session.frame_idx, box=box))
+            ws.set_box(object_id, session.frame_idx, box)
             return self.refine_view(session, "Box set.")
-        ws.add_click(object_id, session.frame_idx, x, y, positive=session.mode != "negative")
+        label = 0 if session.mode == "negative" else 1
+        object_id = self._object_for(session, FramePrompt(1, session.frame_idx, [(x, y)], [label]))
+        ws.add_click(object_id, session.frame_idx, x, y, positive=bool(label))
         return self.refine_view(session)
+
+    def _object_for(self, session: UISession, first_prompt: FramePrompt) -> int:
+        """The object a prompt goes to; a new one only if ``first_prompt`` is valid on its own.
+
+        A click the library would refuse (outside the frame, a box with no area, only a negative
+        click) must not leave an empty new object behind.
+        """
+        object_id = self._current_object(session)
+        if object_id is None:
+            ws = self.workspace(session)
+            first_prompt.validate(ws.info.width, ws.info.height)
+            object_id = self._current_object(session, create=True)
+        return object_id
 
     @guarded
     def set_mode(self, session: UISession | None, mode: str, request: gr.Request = None):
@@ -453,6 +520,7 @@ class Handlers:
     def remove_object(self, session: UISession | None, request: gr.Request = None) -> RefineView:
         session = self.session(session, request)
         ws = self.workspace(session)
+        self._check_idle(session, "remove the object")
         object_id = self._current_object(session)
         if object_id is None:
             raise InputError("There is no object to remove.")
@@ -465,6 +533,7 @@ class Handlers:
     @guarded
     def undo(self, session: UISession | None, request: gr.Request = None) -> RefineView:
         session = self.session(session, request)
+        self._check_idle(session, "undo")
         done = self.workspace(session).undo()
         session.box_start = None
         return self.refine_view(session, "" if done else "Nothing to undo.")
@@ -472,6 +541,7 @@ class Handlers:
     @guarded
     def redo(self, session: UISession | None, request: gr.Request = None) -> RefineView:
         session = self.session(session, request)
+        self._check_idle(session, "redo")
         done = self.workspace(session).redo()
         return self.refine_view(session, "" if done else "Nothing to redo.")
 
@@ -480,6 +550,7 @@ class Handlers:
         """Forget the current object's clicks and mask on this frame."""
         session = self.session(session, request)
         ws = self.workspace(session)
+        self._check_idle(session, "clear the frame")
         object_id = self._current_object(session)
         session.box_start = None
         if object_id is None or not any(
@@ -508,12 +579,13 @@ class Handlers:
     ) -> RefineView:
         session = self.session(session, request)
         ws = self.workspace(session)
+        self._check_idle(session, "use the brush")
         painted = _painted_mask(editor, (ws.info.height, ws.info.width))
         if painted is None or not painted.any():
             raise InputError("Paint over the object first (the brush is in the editor's toolbar).")
-        object_id = self._current_object(session, create=True)
+        object_id = self._current_object(session)
         current = None
-        result = ws.result_at(session.frame_idx)
+        result = ws.result_at(session.frame_idx) if object_id is not None else None
         if result is not None:
             current = result.mask_of(object_id)
         if mode == "add" and current is not None:
@@ -522,6 +594,12 @@ class Handlers:
             if current is None:
                 raise InputError("This object has no mask on this frame to erase from.")
             painted = current & ~painted
+            if not painted.any():
+                raise InputError(
+                    "That would erase the whole mask: to take this frame's prompt back, press Clear frame."
+                )
+        if object_id is None:
+            object_id = self._current_object(session, create=True)
         ws.set_mask(object_id, session.frame_idx, painted)
         return self.refine_view(session, "Brushed mask applied.")
 
@@ -703,7 +781,9 @@ class Handlers:
         self.workspace(session)
         session.frame_idx = int(round(frame_idx or 0))
         session.box_start = None
-        return self.refine_view(session, "Fix the mask here, then press **Track** again.")
+        return self.refine_view(
+            session, "Fix the mask here, then press **Re-track changes** in step 5 (or **Track** for a full run)."
+        )
 
     # ------------------------------------------------------------------ step 6: download
     @guarded
@@ -735,6 +815,7 @@ class Handlers:
             raise InputError(
                 "Upload the video this project was made for first (step 1), then open the project."
             )
+        self._check_idle(session, "open the project")
         ws = session.workspace
         ws.load_project(Path(project_file))
         session.accepted = {}
@@ -783,12 +864,23 @@ class Handlers:
             raise InputError("Pass a video file.")
         if not (prompt or "").strip():
             raise InputError(text.NO_PROMPT)
-        count = int(min(max(int(max_objects or 1), 1), 10))
+        try:
+            count = min(max(int(max_objects or 1), 1), 10)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError("max_objects must be a whole number from 1 to 10.") from None
         folder = self.store.new_folder("api")
+        try:
+            outputs = self._api_run(folder, Path(video), prompt, negative_prompt, preset, count)
+        finally:
+            self.store.release(folder)
+        return outputs
+
+    def _api_run(self, folder: Path, video: Path, prompt, negative_prompt, preset, count: int):
         ws = self.services.open_workspace(
-            Path(video), self.services.settings_for(preset or None), folder / "work"
+            private_copy(video, folder), self.services.settings_for(preset or None), folder / "work"
         )
         try:
+            self._check_length(ws)
             for _ in ws.find_candidates(prompt, negative_prompt or None):
                 pass
             if ws.candidates:
@@ -804,6 +896,23 @@ class Handlers:
 
 
 # ---------------------------------------------------------------------- small translations
+def private_copy(upload: Path, folder: Path) -> Path:
+    """``upload`` as ``folder/video<ext>``: hard-linked when possible, else copied.
+
+    Only the extension of the upload's name survives, and only when it is short and
+    alphanumeric (FFmpeg reads the content anyway); the rest of the name is never used.
+    """
+    suffix = Path(upload).suffix.lower()
+    target = Path(folder) / ("video" + (suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""))
+    if not Path(upload).is_file():
+        raise VideoError("The uploaded video is gone from the server (uploads expire); upload it again.")
+    try:
+        os.link(upload, target)
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(upload, target)
+    return target
+
+
 def display_scale(width: int) -> int:
     """Whole-number enlargement for showing a ``width``-pixel frame at least DISPLAY_MIN_WIDTH wide."""
     return max(1, DISPLAY_MIN_WIDTH // max(int(width), 1))

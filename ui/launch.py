@@ -3,7 +3,9 @@
 Gradio's own environment variables keep working: ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``
 when ``--host`` / ``--port`` are not given (a Hugging Face Space sets them). The tracker's:
 ``TRACKER_RANDOM_WEIGHTS=1``, ``TRACKER_IMAGE_SIZE``, ``TRACKER_MAX_SIZE``, ``TRACKER_PRESET``,
-``TRACKER_DEVICE``, ``TRACKER_AUTH`` (``user:pass``), ``TRACKER_TEMP``.
+``TRACKER_DEVICE``, ``TRACKER_AUTH`` (``user:pass``), ``TRACKER_TEMP``, and the limits
+``TRACKER_MAX_SECONDS``, ``TRACKER_MAX_FRAMES``, ``TRACKER_MAX_UPLOAD``, ``TRACKER_TEMP_MAX_GB``
+(see docs/LIMITS.md).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,13 @@ def _env_flag(name: str) -> bool:
 def _env_int(name: str) -> int | None:
     value = os.environ.get(name, "").strip()
     return int(value) if value else None
+
+
+# Limits that keep one public server usable by many people (0 or "none" lifts each one).
+DEFAULT_MAX_SECONDS = 600.0  # ten minutes of video per tab
+DEFAULT_MAX_UPLOAD = "1gb"
+DEFAULT_TEMP_MAX_GB = 20.0
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb|tb)?\s*$", re.IGNORECASE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +76,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="where per-session files go (default: $TRACKER_TEMP or the system temp folder)",
     )
     g.add_argument("--inbrowser", action="store_true", help="open the page in the default browser")
+    lim = p.add_argument_group("limits (0 lifts a limit; see docs/LIMITS.md)")
+    lim.add_argument(
+        "--max-duration",
+        type=float,
+        default=os.environ.get("TRACKER_MAX_SECONDS") or DEFAULT_MAX_SECONDS,
+        metavar="SECONDS",
+        help="refuse longer videos (default: $TRACKER_MAX_SECONDS or %(default)s)",
+    )
+    lim.add_argument(
+        "--max-frames",
+        type=int,
+        default=os.environ.get("TRACKER_MAX_FRAMES") or 0,
+        help="refuse videos with more frames (default: $TRACKER_MAX_FRAMES, else no limit)",
+    )
+    lim.add_argument(
+        "--max-upload",
+        default=os.environ.get("TRACKER_MAX_UPLOAD") or DEFAULT_MAX_UPLOAD,
+        metavar="SIZE",
+        help="largest upload, e.g. 500mb or 2gb (default: $TRACKER_MAX_UPLOAD or %(default)s)",
+    )
+    lim.add_argument(
+        "--temp-max-gb",
+        type=float,
+        default=os.environ.get("TRACKER_TEMP_MAX_GB") or DEFAULT_TEMP_MAX_GB,
+        metavar="GB",
+        help="cap on the per-session files; idle sessions are closed past it "
+        "(default: $TRACKER_TEMP_MAX_GB or %(default)s)",
+    )
     m = p.add_argument_group("models")
     m.add_argument(
         "--random-weights",
@@ -125,8 +164,48 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+def parse_size(value: str | None) -> str | None:
+    """``--max-upload`` as Gradio's ``max_file_size`` ("500mb"); None for no limit ("0", "none")."""
+    text = (value or "").strip().lower()
+    if text in ("", "0", "none", "off"):
+        return None
+    match = _SIZE.match(text)
+    if not match:
+        raise InputError(f"--max-upload takes a size like 500mb or 2gb, not {value!r}.")
+    number, unit = match.groups()
+    return None if int(number) == 0 else f"{int(number)}{unit or 'b'}"
+
+
+def limits_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Keywords for :meth:`ui.services.Services.from_settings`: video length and temp folder caps."""
+    return {
+        "max_seconds": args.max_duration if args.max_duration and args.max_duration > 0 else None,
+        "max_frames": args.max_frames if args.max_frames and args.max_frames > 0 else None,
+        "max_temp_bytes": int(args.temp_max_gb * 1e9) if args.temp_max_gb and args.temp_max_gb > 0 else None,
+    }
+
+
+def check_temp_root(path: Path) -> None:
+    """Gradio hands the browser only files under the system temp folder or the working directory.
+
+    Per-session files anywhere else could not be downloaded, and opening that folder with
+    ``allowed_paths`` would serve every session's files to anyone who asks, so refuse to start.
+    """
+    root = Path(path).resolve()
+    homes = [Path(tempfile.gettempdir()).resolve(), Path.cwd().resolve()]
+    if not any(root == home or home in root.parents for home in homes):
+        raise InputError(
+            f"--temp-dir {path} must be inside the system temp folder ({homes[0]}) or the folder the app "
+            "runs from, so the page can hand out results; pick one there (or set TMPDIR)."
+        )
+
+
 def launch_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``demo.launch()`` keywords: host/port fall back to Gradio's env variables when not given."""
+    """``demo.launch()`` keywords: host/port fall back to Gradio's env variables when not given.
+
+    No public link unless ``--share``; nothing added to ``allowed_paths`` (each session's files
+    reach the browser only as Gradio's per-file cache copies of what its own handlers return).
+    """
     return {
         "server_name": args.host,
         "server_port": args.port,
@@ -135,6 +214,7 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
         "inbrowser": args.inbrowser,
         "show_error": False,
         "footer_links": ["api", "gradio"],
+        "max_file_size": parse_size(args.max_upload),
     }
 
 

@@ -50,6 +50,7 @@ class UISession:
     track_started: float = 0.0  # time.time() when the last run began
     runs: int = 0  # numbered folders for each track / export, so the browser never sees a stale file
     last_overlay: Path | None = None
+    review: Any = None  # ui.review.ReviewState: the flags of the last run (and the workspace they are of)
     last_used: float = field(default_factory=time.time)
     closed: bool = False
 

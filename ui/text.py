@@ -43,8 +43,8 @@ HELP_TRACK = (
     "The overlay plays here while it works; **Stop** keeps what is done."
 )
 HELP_REVIEW = (
-    "Scrub through the result. If an object is lost, press **Fix this frame**, "
-    "click on it in step 3 and track again."
+    "Scrub through the result, or let the flags take you to the doubtful frames: the timeline "
+    "shows where each object is found (colour), missing (grey) and flagged (red)."
 )
 HELP_DOWNLOAD = (
     "Masks (PNG, COCO, YouTube-VIS), boxes (MOT), trajectories (CSV), the overlay video, "
