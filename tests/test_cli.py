@@ -187,3 +187,34 @@ def test_not_a_video(tmp_path, capsys):
     code = main(["candidates", str(fake), "--prompt", "x", "--random-weights"])
     assert code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def _write_masks(folder: Path, shift: int = 0) -> None:
+    from tracker.export import write_png_masks
+    from tracker.results import ResultStore
+    from tracker.types import FrameResult
+
+    store = ResultStore(64, 48, 6)
+    for f in range(6):
+        mask = np.zeros((48, 64), bool)
+        mask[10:30, 10 + f + shift : 30 + f + shift] = True
+        store.put(FrameResult(f, (1,), mask[None], np.ones(1, np.float32)))
+    write_png_masks(store, folder)
+
+
+def test_eval_identical_is_perfect_and_shift_is_not(tmp_path, capsys):
+    gt, same, shifted = tmp_path / "gt", tmp_path / "same", tmp_path / "shifted"
+    _write_masks(gt)
+    _write_masks(same)
+    _write_masks(shifted, shift=4)
+    assert main(["eval", str(same), str(gt), "--json", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["overall"]["jf_mean"] == pytest.approx(1.0)
+    capsys.readouterr()
+    assert main(["eval", str(shifted), str(gt)]) == 0
+    table = capsys.readouterr().out
+    assert "J&F" in table
+    # a 20×20 square shifted by 4 px: IoU = 16·20 / (24·20) = 2/3
+    assert main(["eval", str(shifted), str(gt), "--json", str(tmp_path / "s.json")]) == 0
+    shifted_report = json.loads((tmp_path / "s.json").read_text())
+    assert shifted_report["overall"]["j_mean"] == pytest.approx(2 / 3, abs=1e-6)
