@@ -393,6 +393,11 @@ class TrackingSession:
         return max(memory, pointers)
 
     @property
+    def running(self) -> bool:
+        """True while a :meth:`propagate` run is under way (prompts and objects can't change then)."""
+        return self._running
+
+    @property
     def object_ids(self) -> tuple[int, ...]:
         """Ids of the objects SAM 2 knows, in its order (the order of every FrameResult)."""
         with self._lock:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import Cancelled, InputError, TrackerError
+from .errors import Cancelled, InputError, ProjectError, TrackerError
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 
 logger = logging.getLogger(__name__)
@@ -394,6 +394,7 @@ class Workspace:
     def undo(self) -> bool:
         """Take back the last edit; False when there is nothing to undo."""
         with self._lock:
+            self._check_idle()
             if not self._history:
                 return False
             self._redo.append(self._history.pop())
@@ -402,6 +403,7 @@ class Workspace:
 
     def redo(self) -> bool:
         with self._lock:
+            self._check_idle()
             if not self._redo:
                 return False
             edit = self._redo.pop()
@@ -431,8 +433,14 @@ class Workspace:
         if object_id not in self.objects:
             raise InputError(f"There is no object {object_id}; add an object first.")
 
+    def _check_idle(self) -> None:
+        """Refuse an edit before it changes anything while a track run uses SAM 2's state."""
+        if self._session is not None and self._session.running:
+            raise InputError("Tracking is running: stop it (or let it finish), then edit.")
+
     def _record(self, edit: Edit) -> FrameResult | None:
         """Apply ``edit`` to the live state and append it to the history (clears redo)."""
+        self._check_idle()
         result = self._apply(edit)
         self._history.append(edit)
         self._redo.clear()
@@ -909,22 +917,33 @@ class Workspace:
 
         project = Project.load(Path(path))
         project.check_video(self.info)
+        history = [
+            Edit(
+                e["kind"],
+                e["object_id"],
+                frame_idx=e.get("frame_idx"),
+                prompt=e.get("prompt"),
+                name=e.get("name"),
+                color=tuple(e["color"]) if e.get("color") else None,
+            )
+            for e in project.edits()
+        ]
         with self._lock:
-            self._history = [
-                Edit(
-                    e["kind"],
-                    e["object_id"],
-                    frame_idx=e.get("frame_idx"),
-                    prompt=e.get("prompt"),
-                    name=e.get("name"),
-                    color=tuple(e["color"]) if e.get("color") else None,
-                )
-                for e in project.edits()
-            ]
+            self._check_idle()
+            kept = (self._history, list(self._redo), self.prompt_text, self.negative_text)
+            self._history = history
             self._redo.clear()
             self.prompt_text = project.prompt or ""
             self.negative_text = project.negative_prompt
-            self._replay()
+            try:
+                self._replay()
+            except Exception as error:
+                # a project that fails half-way must not cost the work that was open
+                self._history, self._redo, self.prompt_text, self.negative_text = kept
+                self._replay()
+                if isinstance(error, TrackerError):
+                    raise ProjectError(f"{Path(path).name} could not be opened: {error}") from error
+                raise
             stored = project.results()
             if stored is not None:
                 self.store = stored

@@ -782,7 +782,8 @@ class Handlers:
         session.frame_idx = int(round(frame_idx or 0))
         session.box_start = None
         return self.refine_view(
-            session, "Fix the mask here, then press **Re-track changes** in step 5 (or **Track** for a full run)."
+            session,
+            "Fix the mask here, then press **Re-track changes** in step 5 (or **Track** for a full run).",
         )
 
     # ------------------------------------------------------------------ step 6: download
