@@ -5,7 +5,7 @@ when ``--host`` / ``--port`` are not given (a Hugging Face Space sets them). The
 ``TRACKER_RANDOM_WEIGHTS=1``, ``TRACKER_IMAGE_SIZE``, ``TRACKER_MAX_SIZE``, ``TRACKER_PRESET``,
 ``TRACKER_DEVICE``, ``TRACKER_AUTH`` (``user:pass``), ``TRACKER_TEMP``, and the limits
 ``TRACKER_MAX_SECONDS``, ``TRACKER_MAX_FRAMES``, ``TRACKER_MAX_UPLOAD``, ``TRACKER_TEMP_MAX_GB``
-(see docs/LIMITS.md).
+(see README.md, "Limits").
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where per-session files go (default: $TRACKER_TEMP or the system temp folder)",
     )
     g.add_argument("--inbrowser", action="store_true", help="open the page in the default browser")
-    lim = p.add_argument_group("limits (0 lifts a limit; see docs/LIMITS.md)")
+    lim = p.add_argument_group("limits (0 lifts a limit; see README.md, "Limits")")
     lim.add_argument(
         "--max-duration",
         type=float,
