@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where per-session files go (default: $TRACKER_TEMP or the system temp folder)",
     )
     g.add_argument("--inbrowser", action="store_true", help="open the page in the default browser")
-    lim = p.add_argument_group("limits (0 lifts a limit; see README.md, "Limits")")
+    lim = p.add_argument_group("limits (0 lifts a limit; see the Limits section of README.md)")
     lim.add_argument(
         "--max-duration",
         type=float,
