@@ -59,7 +59,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -664,12 +663,7 @@ def write_flags_csv(flags: Iterable[Flag], path: str | os.PathLike[str]) -> Path
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .results import atomic_write
+
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
