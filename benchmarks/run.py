@@ -916,9 +916,12 @@ def write_jpegs(video: Path, folder: Path, num_frames: int, max_size: int | None
 class Runner:
     """Runs each job in a fresh ``python benchmarks/run.py --job`` subprocess."""
 
-    def __init__(self, workdir: Path, timeout: float, verbose: bool = True) -> None:
+    def __init__(
+        self, workdir: Path, timeout: float, omp_wait_policy: str | None = None, verbose: bool = True
+    ) -> None:
         self.workdir = workdir
         self.timeout = timeout
+        self.omp_wait_policy = omp_wait_policy
         self.verbose = verbose
         self.count = 0
 
@@ -942,6 +945,9 @@ class Runner:
             str(out_path),
         ]
         env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
+        if self.omp_wait_policy:
+            # read by libgomp when torch loads it, so it has to be in the job's environment
+            env["OMP_WAIT_POLICY"] = self.omp_wait_policy
         with open(log_path, "w") as log:
             try:
                 completed = subprocess.run(
@@ -1017,6 +1023,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--compile", action="store_true", help="torch.compile SAM 2 (GPU rows; as vos_optimized)"
     )
     parser.add_argument(
+        "--omp-wait-policy",
+        choices=("inherit", "passive", "active"),
+        default="inherit",
+        help="OMP_WAIT_POLICY of every job (inherit = this shell's). On a CPU shared with other busy "
+        "processes, libgomp's default spin-waiting can make torch many times slower; passive avoids it",
+    )
+    parser.add_argument(
         "--sections",
         default="memory,equal,defaults,find,gpu",
         help="which parts to run: memory, equal, defaults, find, gpu",
@@ -1038,11 +1051,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     elif args.lengths is not None:
         args.lengths = [int(v) for v in str(args.lengths).split(",") if v.strip()]
     else:
-        args.lengths = [60, 120] if quick else [150, 300, 600]
+        # past the 128 frames VideoReader caches, or the cache filling up reads as growth
+        args.lengths = [140, 280] if quick else [150, 300, 600]
     args.image_size = args.image_size or (128 if quick else 256)
     args.equal_image_size = args.equal_image_size or (256 if quick else 512)
-    args.equal_frames = args.equal_frames or (16 if quick else 40)
-    args.defaults_frames = args.defaults_frames or (4 if quick else 30)
+    args.equal_frames = args.equal_frames or (12 if quick else 40)
+    args.defaults_frames = args.defaults_frames or (6 if quick else 30)
+    if quick and args.max_size is None:
+        args.max_size = 480  # cheaper decode, drawing and encoding in the memory and equal runs
     args.repeats = args.repeats or (1 if quick else 2)
     args.warmup_frames = args.warmup_frames if args.warmup_frames is not None else (8 if quick else 20)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -1076,12 +1092,21 @@ def run_all(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
             if k not in ("job", "job_out")
         },
         "device": str(device),
+        "environment": {
+            "OMP_WAIT_POLICY": (
+                os.environ.get("OMP_WAIT_POLICY")
+                if args.omp_wait_policy == "inherit"
+                else args.omp_wait_policy.upper()
+            ),
+            **{k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "GOMP_SPINCOUNT", "MKL_NUM_THREADS")},
+        },
     }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tracker-bench-") as temp:
         workdir = Path(args.workdir) if args.workdir else Path(temp)
         workdir.mkdir(parents=True, exist_ok=True)
-        run = Runner(workdir, args.timeout)
+        policy = None if args.omp_wait_policy == "inherit" else args.omp_wait_policy.upper()
+        run = Runner(workdir, args.timeout, omp_wait_policy=policy)
         common = {"device": args.device, "compile": bool(args.compile and on_gpu)}
         ours_common = {**common, "preset": args.preset, "max_size": args.max_size}
         video = Path(args.video)
@@ -1509,16 +1534,32 @@ def _f(value: float | None, fmt: str = ".2f", unit: str = "") -> str:
     return "—" if value is None else f"{value:{fmt}}{unit}"
 
 
+def _environment_sentence(report: dict[str, Any]) -> str:
+    values = {k: v for k, v in report.get("environment", {}).items() if v is not None}
+    if not values:
+        return "No OMP_* / MKL_* variables set (libgomp spin-waits by default)."
+    return "Job environment: " + ", ".join(f"{k}={v}" for k, v in values.items()) + "."
+
+
 def render_table(report: dict[str, Any]) -> str:
     """The Markdown report: machine, stages, memory, comparisons, targets."""
     m = report["machine"]
-    lines = [
+    quick = (
+        [
+            "_`--quick`: short runs at small sizes; the verdicts are indicative only. Use the full run for figures._",
+            "",
+        ]
+        if report["args"].get("quick")
+        else []
+    )
+    lines = quick + [
         f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM; torch {m.get('torch')} "
         f"({m.get('torch_threads')} threads), sam2 {m.get('sam2')}, CPU autocast {m.get('cpu_autocast')}; "
         f"GPU: {m.get('cuda') or 'none'}.  ",
         f"Date: {report['date']}. Load average (1/5/15 min) at start {report['load_average_start']}, "
         f"at end {report['load_average_end']}. Wall time {report['wall_s'] / 60:.1f} min.  ",
-        f"Command: `{report['command']}`. Models use random weights (speed and memory do not depend on them).",
+        f"Command: `{report['command']}`. Models use random weights (speed and memory do not depend on them). "
+        + _environment_sentence(report),
         "",
     ]
     s = report["summary"]
