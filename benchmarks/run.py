@@ -57,8 +57,8 @@ if __package__ in (None, ""):
 
 logger = logging.getLogger("benchmarks")
 
-DEFAULT_VIDEO = Path("/work/shared/videos/bedroom.mp4")
-DEFAULT_FIND_VIDEO = Path("/work/shared/videos/01_dog.mp4")
+DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "videos" / "bedroom.mp4"
+DEFAULT_FIND_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "videos" / "01_dog.mp4"
 README = Path(__file__).resolve().parent / "README.md"
 README_START = "<!-- benchmark-results:start -->"
 README_END = "<!-- benchmark-results:end -->"
