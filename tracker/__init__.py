@@ -8,7 +8,7 @@ pieces load when first used::
 
     with Workspace.open("clip.mp4", ModelHub(), Settings(), workdir="work/") as ws:
         for event in ws.find_candidates("red shoes"):
-            print(event.message)
+            logging.info(event.message)
         ws.accept_candidate(0)
         for event in ws.track():
             pass
