@@ -1,9 +1,11 @@
 """Speed and memory of the tracker, side by side with plain SAM 2 (issue #4).
 
-Run ``python benchmarks/run.py`` (about 12 minutes on the project's 2-core CPU) or
-``python benchmarks/run.py --quick`` (about 2 minutes). It prints a Markdown table with PASS/FAIL
-per target and writes everything it measured to ``--json``. Every measurement runs in a fresh
-subprocess, so peaks of one run never show up in another. Models use random weights (speed and
+Run ``python benchmarks/run.py`` (9 minutes on the project's idle 2-core CPU) or
+``python benchmarks/run.py --quick`` (a sanity check at small sizes, about 3 minutes idle); on a
+busy machine both take several times longer (see ``--omp-wait-policy`` and the README). It
+prints a Markdown table with PASS/FAIL per target and writes everything it measured to
+``--json``. Every measurement runs in a fresh subprocess, so peaks of one run never show up in
+another. Models use random weights (speed and
 memory do not depend on the weights' values); nothing is downloaded.
 
 Sections (``--sections``, default all):
