@@ -328,7 +328,8 @@ def job_ours(spec: dict[str, Any]) -> dict[str, Any]:
     import tracker.render as render
     import tracker.session as session_module
     from tracker.models import ModelHub
-    from tracker.workspace import Settings, Workspace
+    from tracker.settings import Settings
+    from tracker.workspace import Workspace
 
     timers = Timers()
     workdir = Path(spec["workdir"])
@@ -521,7 +522,8 @@ def job_find(spec: dict[str, Any]) -> dict[str, Any]:
     sampler, record = _child_start(spec)
     from tracker.candidates import default_stride
     from tracker.models import ModelHub
-    from tracker.workspace import Settings, Workspace
+    from tracker.settings import Settings
+    from tracker.workspace import Workspace
 
     heat_log: list[dict[str, Any]] = []
 
@@ -757,7 +759,8 @@ def job_paired(spec: dict[str, Any]) -> dict[str, Any]:
     """
     sampler, record = _child_start(spec)
     from tracker.models import ModelHub
-    from tracker.workspace import Settings, Workspace
+    from tracker.settings import Settings
+    from tracker.workspace import Workspace
 
     workdir = Path(spec["workdir"])
     hub = ModelHub(device=spec.get("device", "cpu"))

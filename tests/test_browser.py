@@ -156,7 +156,7 @@ def launch_browser(playwright):
 def test_whole_workflow_in_a_browser(tmp_path, monkeypatch):
     playwright_api = pytest.importorskip("playwright.sync_api")
     from tests.synthetic import make_video
-    from tracker.workspace import Settings
+    from tracker.settings import Settings
     from ui.app import build_demo, launch_style
     from ui.services import Services
 

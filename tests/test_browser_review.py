@@ -190,7 +190,7 @@ def test_review_loop_in_a_browser(tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api")
     from tests.synthetic import make_video
     from tests.test_ui_review import planted_zip
-    from tracker.workspace import Settings
+    from tracker.settings import Settings
     from ui.app import build_demo, launch_style
     from ui.services import Services
 

@@ -258,7 +258,7 @@ def test_options_from_keywords():
 
 
 def test_options_from_settings():
-    from tracker.workspace import Settings
+    from tracker.settings import Settings
 
     options = FinderOptions.from_settings(
         Settings(top_frames=None, threshold=25.0, max_objects=6, take_best=True)

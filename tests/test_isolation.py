@@ -22,8 +22,8 @@ from gradio_client import Client, handle_file
 from tests.standin_workspace import StandInWorkspace, standin_services
 from tests.synthetic import make_video
 from tracker.errors import InputError
+from tracker.settings import Settings
 from tracker.types import FrameResult
-from tracker.workspace import Settings
 from ui.app import build_demo
 from ui.handlers import Handlers, private_copy
 from ui.launch import build_parser, check_temp_root, launch_options, limits_from, parse_size

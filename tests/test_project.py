@@ -23,8 +23,8 @@ from tracker.project import (
     video_fingerprint,
 )
 from tracker.results import ResultStore
+from tracker.settings import Settings
 from tracker.types import FramePrompt, FrameResult, TrackedObject, VideoInfo
-from tracker.workspace import Settings
 
 W, H, N = 32, 24, 6
 

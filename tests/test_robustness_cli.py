@@ -263,8 +263,8 @@ def test_long_non_english_prompt_works_and_says_why_it_may_not(tmp_path, capsys,
 # -- project files -----------------------------------------------------------------------------
 def _project(video: Path, path: Path, history: list[dict] | None = None) -> Path:
     from tracker.project import Project
+    from tracker.settings import Settings
     from tracker.video import probe
-    from tracker.workspace import Settings
 
     info = probe(video, max_size=256)
     objects = [{"kind": "object", "object_id": 1, "name": "disc", "color": [230, 25, 75]}]

@@ -34,8 +34,8 @@ from tests.test_robustness_cli import (
     make_zero_bytes,
     one_hub,  # noqa: F401 (fixture)
 )
+from tracker.settings import Settings
 from tracker.types import FrameResult
-from tracker.workspace import Settings
 from ui import text
 from ui.handlers import Handlers, display_scale
 from ui.services import Services

@@ -67,7 +67,7 @@ def test_only_track_is_public_and_it_works(tmp_path, clip):
 
 @pytest.mark.slow
 def test_track_endpoint_with_random_weights(tmp_path, clip):
-    from tracker.workspace import Settings
+    from tracker.settings import Settings
     from ui.services import Services
 
     size = int(os.environ.get("TRACKER_IMAGE_SIZE", "256"))

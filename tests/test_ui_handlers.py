@@ -471,7 +471,7 @@ def test_page_has_the_stable_ids_and_one_public_endpoint(tmp_path):
 
 
 def test_random_weights_banner(tmp_path):
-    from tracker.workspace import Settings
+    from tracker.settings import Settings
 
     demo = build_demo(standin_services(tmp_path, settings=Settings(random_weights=True)))
     banner = _components(demo)["random-weights-banner"]
@@ -499,7 +499,7 @@ def test_streaming_output_only_with_ffmpeg_and_ffprobe(tmp_path):
 @pytest.mark.slow
 def test_handlers_drive_the_real_workspace(tmp_path, clip):
     """Find → pick → click → track → downloads with the real models (untrained, 256 px)."""
-    from tracker.workspace import Settings
+    from tracker.settings import Settings
     from ui.services import Services
 
     size = int(os.environ.get("TRACKER_IMAGE_SIZE", "256"))
@@ -530,7 +530,7 @@ def test_handlers_drive_the_real_workspace(tmp_path, clip):
 
 def test_real_services_name_missing_weights_and_the_fix(tmp_path, monkeypatch):
     """Without weights the app still builds; the banner names each model and the command."""
-    from tracker.workspace import Settings
+    from tracker.settings import Settings
     from ui.services import Services
 
     monkeypatch.setenv("TRACKER_CHECKPOINTS", str(tmp_path / "empty"))

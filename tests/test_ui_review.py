@@ -334,7 +334,7 @@ def test_page_has_the_loop_and_its_keys(tmp_path):
 @pytest.mark.slow
 def test_the_loop_on_the_real_workspace(tmp_path, clip):
     """Import a planted fault, find its flag, fix, re-track only a span (untrained models, 256 px)."""
-    from tracker.workspace import Settings
+    from tracker.settings import Settings
     from ui.services import Services
 
     size = int(os.environ.get("TRACKER_IMAGE_SIZE", "256"))

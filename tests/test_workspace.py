@@ -12,8 +12,9 @@ from tracker.errors import InputError
 from tracker.export import write_png_masks
 from tracker.models import ModelHub
 from tracker.results import ResultStore
+from tracker.settings import Settings
 from tracker.types import FrameResult
-from tracker.workspace import Settings, Workspace, _mask_iou
+from tracker.workspace import Workspace, _mask_iou
 
 pytestmark = pytest.mark.slow
 

@@ -26,8 +26,9 @@ from .errors import (
     VideoError,
     WeightsUnavailable,
 )
+from .settings import Settings
 from .types import Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo
-from .workspace import FindEvent, Settings, TrackEvent, Workspace
+from .workspace import FindEvent, TrackEvent, Workspace
 
 __version__ = "0.1.0"
 

@@ -195,7 +195,7 @@ class FinderOptions:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> FinderOptions:
-        """From a :class:`tracker.workspace.Settings` (read by attribute name, not imported);
+        """From a :class:`tracker.settings.Settings` (read by attribute name, not imported);
         settings left at None keep this class's defaults."""
         names = ("stride", "top_frames", "threshold", "take_best", "random_weights", "overlap_iou")
         values = {name: getattr(settings, name, None) for name in names}

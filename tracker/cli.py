@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace):
-    from .workspace import Settings
+    from .settings import Settings
 
     return Settings(
         preset=args.preset,

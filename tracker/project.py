@@ -317,7 +317,7 @@ class Project:
     ) -> Project:
         """A project for ``info`` from plain values.
 
-        ``settings`` is a :class:`tracker.workspace.Settings` (or dict); ``objects``
+        ``settings`` is a :class:`tracker.settings.Settings` (or dict); ``objects``
         :class:`TrackedObject` s (or a mapping of them); ``history`` workspace edits (objects
         with ``kind``, ``object_id``, …) or already-serialised dicts. ``models`` defaults to
         the settings' model names with their checkpoints' sha256.

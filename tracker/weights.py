@@ -64,7 +64,7 @@ def default_checkpoints_dir() -> Path:
 def is_offline(offline: bool | None = None) -> bool:
     """True when downloads are off: ``offline=True``, ``HF_HUB_OFFLINE`` or ``TRACKER_OFFLINE`` set.
 
-    ``offline=False`` (the default of :class:`~tracker.workspace.Settings`) means "not asked
+    ``offline=False`` (the default of :class:`~tracker.settings.Settings`) means "not asked
     for": the environment variables still switch the network off.
     """
     if offline:

@@ -27,57 +27,10 @@ from typing import Any
 import numpy as np
 
 from .errors import Cancelled, InputError, ProjectError, TrackerError
+from .settings import Settings, resolve_settings
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Settings:
-    """Everything that shapes a run; stored in the manifest / project file.
-
-    ``None`` means "the preset's value for this device" (see :mod:`tracker.devices`).
-    """
-
-    preset: str | None = None  # key of tracker.devices.PRESETS; None = default for the device
-    sam2_model: str | None = None  # key of tracker.registry.SAM2_MODELS
-    image_size: int | None = None  # SAM 2 processing size (multiple of 32)
-    clip_model: str = "ViT-B-32/laion2b_s34b_b79k"  # key of tracker.registry.CLIP_MODELS
-    mask_generator: str = "points"  # candidate proposer: "points" | "sam2-auto" | "sam1-auto"
-    sam1_model: str = "vit_b"
-    device: str = "auto"
-    random_weights: bool = False
-    max_size: int | None = None  # longest side of the working video
-    start_time: float | None = None
-    end_time: float | None = None
-    stride: int | None = None  # rank every Nth frame; None = from the preset (about 2 a second)
-    top_frames: int | None = None  # frames that get masks
-    points_per_side: int | None = None  # automatic mask generator grid
-    threshold: float = 20.0  # minimum candidate score (100·cos)
-    take_best: bool = False  # use the best candidates even when none reaches the threshold
-    max_objects: int = 1
-    overlap_iou: float = 0.5  # same-frame candidates overlapping more than this are one instance
-    bf16: bool | None = None  # autocast; None = where it helps
-    checkpoints_dir: Path | None = None
-    sam2_checkpoint: Path | None = None
-    clip_checkpoint: Path | None = None
-    offline: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for key, value in out.items():
-            if isinstance(value, Path):
-                out[key] = str(value)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Settings:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        for key in ("checkpoints_dir", "sam2_checkpoint", "clip_checkpoint"):
-            if values.get(key):
-                values[key] = Path(values[key])
-        return cls(**values)
 
 
 @dataclass
@@ -951,36 +904,6 @@ class Workspace:
     def history(self) -> list[Edit]:
         with self._lock:
             return list(self._history)
-
-
-def resolve_settings(settings: Settings) -> Settings:
-    """Fill every ``None`` in ``settings`` from the preset for the chosen device."""
-    from .devices import PRESETS, default_preset, pick_device
-
-    device = pick_device(settings.device)
-    if settings.preset is not None:
-        try:
-            preset = PRESETS[settings.preset]
-        except KeyError:
-            raise InputError(
-                f"Unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}."
-            ) from None
-    else:
-        preset = default_preset(device)
-    fill = {
-        "preset": preset.name,
-        "sam2_model": settings.sam2_model or preset.sam2_model,
-        "image_size": settings.image_size or preset.image_size,
-        "max_size": settings.max_size or preset.max_size,
-        "points_per_side": settings.points_per_side or preset.points_per_side,
-        "top_frames": settings.top_frames or preset.top_frames,
-    }
-    resolved = dataclasses.replace(settings, **fill)
-    if resolved.image_size % 32:
-        raise InputError(f"The processing size must be a multiple of 32 (got {resolved.image_size}).")
-    if resolved.max_objects < 1:
-        raise InputError("--max-objects must be at least 1.")
-    return resolved
 
 
 def _mask_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tracker.errors import InputError
-from tracker.workspace import Settings
+from tracker.settings import Settings
 
 logger = logging.getLogger(__name__)
 

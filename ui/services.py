@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tracker.workspace import Settings
+from tracker.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +101,9 @@ class Services:
         """The real services: one ModelHub for every tab, presets and estimates for this device."""
         from tracker import devices, render
         from tracker.models import ModelHub
+        from tracker.settings import resolve_settings
         from tracker.types import FrameResult, TrackedObject
-        from tracker.workspace import Workspace, resolve_settings
+        from tracker.workspace import Workspace
 
         hub = ModelHub(
             checkpoints_dir=settings.checkpoints_dir, offline=settings.offline or None, device=settings.device
