@@ -267,14 +267,18 @@ class StandInWorkspace:
                 object_id = self.add_object(self.prompt_text or None).object_id
             return self._set_prompt(FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()))
 
-    def accept_best(self, max_objects: int = 1) -> list[TrackedObject]:
+    def best_candidates(self, max_objects: int = 1) -> list[int]:
         with self._lock:
             if not self.candidates:
                 raise InputError("There are no candidates yet: run Find first, or click on the object.")
             best_frame = self.candidates[0].frame_idx
-            chosen = [i for i, c in enumerate(self.candidates) if c.frame_idx == best_frame][
+            return [i for i, c in enumerate(self.candidates) if c.frame_idx == best_frame][
                 : max(1, max_objects)
             ]
+
+    def accept_best(self, max_objects: int = 1) -> list[TrackedObject]:
+        with self._lock:
+            chosen = self.best_candidates(max_objects)
             before = set(self.objects)
             for index in chosen:
                 self.accept_candidate(index)
@@ -543,7 +547,10 @@ class StandInWorkspace:
         return path
 
     # -- outputs
-    def export(self, out_dir: Path, formats: list[str] | None = None) -> dict[str, Path]:
+    def export(self, out_dir: Path, formats: list[str] | None = None, *, flags=None) -> dict[str, Path]:
+        """Fake files under the real names, plus the real flags files (as the real export)."""
+        from tracker.flags import write_flags_csv, write_flags_json
+
         if len(self.store) == 0:
             raise InputError("Nothing has been tracked yet: track first, then download.")
         out_dir = Path(out_dir)
@@ -565,6 +572,10 @@ class StandInWorkspace:
         if self.last_overlay is not None and self.last_overlay.exists():
             written["overlay"] = out_dir / "overlay.mp4"
             written["overlay"].write_bytes(self.last_overlay.read_bytes())
+        if formats is None or "flags" in formats:
+            flags = self.flags() if flags is None else flags
+            written["flags_json"] = write_flags_json(flags, out_dir / "flags.json")
+            written["flags_csv"] = write_flags_csv(flags, out_dir / "flags.csv")
         written["zip"] = out_dir / "annotations.zip"
         with zipfile.ZipFile(written["zip"], "w") as archive:
             for name, path in written.items():

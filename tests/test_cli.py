@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +59,14 @@ def test_track_writes_every_output(tracked):
         "trajectories.csv",
         "candidates.json",
         "candidates.csv",
+        "flags.json",
+        "flags.csv",
         "manifest.json",
         "annotations.zip",
     ]:
         assert (tracked / name).is_file(), name
+    members = set(zipfile.ZipFile(tracked / "annotations.zip").namelist())
+    assert {"flags.json", "flags.csv", "overlay.mp4", "masks/00000.png"} <= members
     pngs = sorted((tracked / "masks").glob("*.png"))
     assert [p.name for p in pngs[:2]] == ["00000.png", "00001.png"]
     assert len(pngs) == 24

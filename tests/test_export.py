@@ -27,6 +27,7 @@ from tracker.export import (
     write_trajectories_csv,
     write_ytvis,
 )
+from tracker.flags import Flag, read_flags_json
 from tracker.results import ResultStore
 from tracker.trajectories import compute_trajectories
 from tracker.types import Candidate, FrameResult, TrackedObject, VideoInfo
@@ -374,13 +375,16 @@ def test_export_all(store, tmp_path):
     overlay.write_bytes(b"\x00\x00\x00\x18ftypmp42 fake video")
     manifest = {"format_version": 1, "video": {"name": "clip.mp4"}}
     out = tmp_path / "out"
+    flags = [Flag(3, 1, "too_fast", 12.5, "object 1 jumped 12.5 px")]
     written = export_all(
         store, INFO, OBJECTS, out, candidates=_candidates(), query="a dog", manifest=manifest, overlay_path=overlay,
+        flags=flags,
     )  # fmt: skip
     assert list(written) == [
-        "masks", "coco", "ytvis", "mot", "trajectories", "candidates_json", "candidates_csv", "manifest",
-        "overlay", "zip",
+        "masks", "coco", "ytvis", "mot", "trajectories", "candidates_json", "candidates_csv", "flags_json",
+        "flags_csv", "manifest", "overlay", "zip",
     ]  # fmt: skip
+    assert read_flags_json(out / "flags.json") == flags
     assert all(path.exists() and path.parent == out for path in written.values())
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert (out / "overlay.mp4").read_bytes() == overlay.read_bytes()
@@ -391,7 +395,7 @@ def test_export_all(store, tmp_path):
         assert archive.read("mot.txt") == (out / "mot.txt").read_bytes()
     expected = {f"masks/{f:05d}.png" for f in range(N)} | {
         "coco.json", "ytvis.json", "mot.txt", "trajectories.csv", "candidates.json", "candidates.csv",
-        "manifest.json", "overlay.mp4",
+        "flags.json", "flags.csv", "manifest.json", "overlay.mp4",
     }  # fmt: skip
     assert names == expected
     assert_same_masks(read_png_masks(written["zip"]), visible_truth())
@@ -399,7 +403,9 @@ def test_export_all(store, tmp_path):
 
 
 def test_export_subset_without_optional_inputs(store, tmp_path):
-    written = export_all(store, INFO, None, tmp_path, formats=["coco", "mot", "candidates", "manifest"])
+    written = export_all(
+        store, INFO, None, tmp_path, formats=["coco", "mot", "candidates", "flags", "manifest"]
+    )
     assert list(written) == ["coco", "mot", "zip"]
     with zipfile.ZipFile(written["zip"]) as archive:
         assert sorted(archive.namelist()) == ["coco.json", "mot.txt"]
@@ -425,6 +431,7 @@ def test_formats_registry():
         "mot",
         "trajectories",
         "candidates",
+        "flags",
         "manifest",
         "overlay",
     ]

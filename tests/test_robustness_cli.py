@@ -4,14 +4,13 @@ Every input is generated here (tiny clips, ffmpeg from imageio-ffmpeg). Bad file
 project files fail while the video is opened, before any model loads; odd but valid videos
 (one frame, 4K, variable frame rate, rotated, odd size, grayscale, a still image) and odd
 prompts run end to end with random weights at 256 px, through one model hub shared by the
-whole test session (``shared_hub``), so the models are built once.
+whole test session (``one_hub`` in ``tests/conftest.py``), so the models are built once.
 
 The makers (``make_*``) are also used by ``tests/test_robustness_ui.py``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import subprocess
@@ -143,24 +142,6 @@ ODD_VIDEOS = [
 ]
 # decoding a grayscale stream is the only new thing about it: opened (not tracked) in the UI tests
 GRAYSCALE = pytest.param(make_grayscale, 128, 96, 3, id="grayscale")
-
-
-@functools.cache
-def shared_hub():
-    """One ModelHub for every test that runs models (random weights build once per session)."""
-    from tracker.models import ModelHub
-
-    return ModelHub(offline=True, device="cpu")
-
-
-@pytest.fixture
-def one_hub(monkeypatch):
-    """``tracker.models.ModelHub(...)`` returns :func:`shared_hub` (the CLI and Services build one each)."""
-    import tracker.models
-
-    hub = shared_hub()  # built before the patch below
-    monkeypatch.setattr(tracker.models, "ModelHub", lambda *args, **kwargs: hub)
-    return hub
 
 
 def error_lines(err: str) -> list[str]:

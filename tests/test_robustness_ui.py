@@ -32,7 +32,6 @@ from tests.test_robustness_cli import (
     make_uhd,
     make_vfr,
     make_zero_bytes,
-    one_hub,  # noqa: F401 (fixture)
 )
 from tracker.settings import Settings
 from tracker.types import FrameResult
@@ -291,7 +290,7 @@ def test_bad_project_upload_keeps_the_current_work(app, clip, tmp_path, make, fr
     assert after[:5] == before[:5] and after[5] == before[5]
 
 
-def test_project_restores_the_work_after_a_restart(tmp_path, clip, one_hub):  # noqa: F811
+def test_project_restores_the_work_after_a_restart(tmp_path, clip, one_hub):
     """Track with the real models, save the project, "restart" (new services, new sessions), load it."""
     first = real_app(tmp_path / "before")
     session, _ = first.on_video(None, str(clip), "fast")

@@ -11,8 +11,6 @@ import logging
 import os
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 from .errors import Cancelled, InputError, NoCandidates, TrackerError
@@ -280,45 +278,30 @@ def _settings(args: argparse.Namespace):
     )
 
 
-def _check_length(ws, args: argparse.Namespace) -> None:
-    from .video import check_length
+def _length_limit(args: argparse.Namespace):
+    from .pipeline import LengthLimit
 
-    check_length(
-        ws.info,
-        max_frames=args.max_frames,
-        fix="track a part of it with --start/--end, or raise --max-frames",
+    return LengthLimit(
+        max_frames=args.max_frames, fix="track a part of it with --start/--end, or raise --max-frames"
     )
 
 
-def _find(ws, args, progress: _Progress) -> list:
-    started = time.perf_counter()
-    first_at = None
-    for event in ws.find_candidates(args.prompt, args.negative):
-        if event.new_frame is not None and first_at is None and event.candidates:
-            first_at = time.perf_counter() - started
-        progress.update("find", event.progress, event.message)
-    progress.done()
-    if first_at is not None:
-        logger.info(
-            "first candidates after %.1f s, all after %.1f s", first_at, time.perf_counter() - started
-        )
-    return ws.candidates
-
-
-def _print_candidates(candidates, query: str, limit: int = 20) -> None:
+def _print_candidates(rows, total: int, limit: int = 20) -> None:
+    """The ranked candidates (:class:`tracker.pipeline.CandidateRow` s, best first) as a table."""
     echo(f"{'rank':>4}  {'frame':>6}  {'time':>7}  {'score':>7}  box (x0, y0, x1, y1)")
-    for rank, c in enumerate(candidates[:limit], 1):
-        x0, y0, x1, y1 = c.box
+    for row in rows[:limit]:
+        x0, y0, x1, y1 = row.box
         echo(
-            f"{rank:>4}  {c.frame_idx:>6}  {c.time:>6.2f}s  {c.score:>7.2f}  ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})"
+            f"{row.rank:>4}  {row.frame:>6}  {row.time:>6.2f}s  {row.score:>7.2f}  ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})"
         )
-    if len(candidates) > limit:
-        echo(f"… and {len(candidates) - limit} more")
+    if total > limit:
+        echo(f"… and {total - limit} more")
 
 
 def cmd_candidates(args: argparse.Namespace) -> int:
     from .export import write_retrieval_table
     from .models import ModelHub
+    from .pipeline import CandidateRow
     from .workspace import Workspace
 
     progress = _Progress()
@@ -326,9 +309,13 @@ def cmd_candidates(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="tracker-") as tmp,
         Workspace.open(args.video, ModelHub(), _settings(args), Path(tmp)) as ws,
     ):
-        _check_length(ws, args)
-        candidates = _find(ws, args, progress)
-        _print_candidates(candidates, args.prompt)
+        _length_limit(args).check(ws.info)
+        for event in ws.find_candidates(args.prompt, args.negative):
+            progress.update("find", event.progress, event.message)
+        progress.done()
+        candidates = ws.candidates
+        rows = [CandidateRow.from_candidate(rank, c) for rank, c in enumerate(candidates[:20], 1)]
+        _print_candidates(rows, len(candidates))
         if args.json or args.csv:
             tmp_json = args.json or Path(tmp) / "candidates.json"
             tmp_csv = args.csv or Path(tmp) / "candidates.csv"
@@ -338,10 +325,8 @@ def cmd_candidates(args: argparse.Namespace) -> int:
 
 def cmd_track(args: argparse.Namespace) -> int:
     from .export import write_retrieval_table  # noqa: F401  (fail early if exports can't import)
-    from .models import ModelHub
-    from .workspace import Workspace
+    from .pipeline import track_video
 
-    progress = _Progress()
     out: Path = args.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -349,70 +334,49 @@ def cmd_track(args: argparse.Namespace) -> int:
         raise InputError(
             f"Cannot use {out} as the output folder ({exc.strerror or exc}); choose another --out."
         ) from None
-    work = out / ".work"
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    with Workspace.open(args.video, ModelHub(), _settings(args), work) as ws:
-        _check_length(ws, args)
-        info = ws.info
-        s = ws.settings
-        echo(
-            f"{args.video.name}: {info.num_frames} frames, {info.fps:.2f} fps, {info.width}×{info.height}"
-            f"{f' (downscaled from {info.source_width}×{info.source_height})' if info.scale != 1 else ''}; "
-            f"SAM 2.1 {s.sam2_model} at {s.image_size}, preset {s.preset}, device {ws.device}"
-            + ("; RANDOM WEIGHTS (results are meaningless)" if s.random_weights else ""),
-            file=sys.stderr,
-        )
-        timings["open"] = time.perf_counter() - t0
-        if args.project:
-            ws.load_project(args.project)
-        else:
-            t = time.perf_counter()
-            candidates = _find(ws, args, progress)
-            timings["find"] = time.perf_counter() - t
-            if not args.quiet:
-                _print_candidates(candidates, args.prompt, limit=5)
-            chosen = ws.accept_best(args.max_objects)
-            names = ", ".join(f"#{o.object_id} {o.name}" for o in chosen)
-            echo(f"tracking {len(chosen)} object(s): {names}", file=sys.stderr)
-        t = time.perf_counter()
-        cancel = threading.Event()
-        try:
-            for event in ws.track(cancel=cancel):
-                eta = f", {event.eta_seconds:.0f} s left" if event.eta_seconds is not None else ""
-                progress.update(
-                    "track",
-                    event.done / max(event.total, 1),
-                    f"frame {event.result.frame_idx} ({event.direction}) {event.done}/{event.total}{eta}",
-                )
-        except KeyboardInterrupt:
-            cancel.set()
-            progress.done()
-            echo("stopped: writing what was tracked so far", file=sys.stderr)
-        progress.done()
-        timings["track"] = time.perf_counter() - t
-        t = time.perf_counter()
-        formats = [f.strip() for f in args.formats.split(",")] if args.formats else None
-        written = ws.export(out, formats=formats)
-        timings["export"] = time.perf_counter() - t
-        flags = _flags(ws, out)
-    timings["total"] = time.perf_counter() - t0
+    summary = track_video(
+        args.video,
+        out,
+        _settings(args),
+        args.prompt,
+        negative=args.negative,
+        max_objects=args.max_objects,
+        project=args.project,
+        formats=[f.strip() for f in args.formats.split(",")] if args.formats else None,
+        limit=_length_limit(args),
+        progress=_TrackPrinter(quiet=args.quiet),
+    )
     echo("wrote:", file=sys.stderr)
-    for name, path in written.items():
+    for name, path in summary.files.items():
         echo(f"  {name:<14} {path}")
-    if flags is not None:
-        _print_flags(flags)
-    echo("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), file=sys.stderr)
+    _print_flags(summary.flags)
+    echo("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.timings.items()), file=sys.stderr)
     return 0
 
 
-def _flags(ws, out: Path):
-    from .flags import write_flags_csv, write_flags_json
+class _TrackPrinter:
+    """What ``track`` prints while the pipeline runs (its :class:`tracker.pipeline.RunEvent` s)."""
 
-    flags = ws.flags()
-    write_flags_json(flags, out / "flags.json")
-    write_flags_csv(flags, out / "flags.csv")
-    return flags
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.bar = _Progress()
+
+    def __call__(self, event) -> None:
+        if not event.finished:
+            if event.stage in ("find", "track"):
+                self.bar.update(event.stage, event.fraction, event.message)
+            return
+        if event.stage in ("find", "track"):
+            self.bar.done()
+        summary = event.summary
+        if event.stage == "open":
+            echo(event.message, file=sys.stderr)
+        elif event.stage == "find":
+            if not self.quiet:
+                _print_candidates(summary.candidates, summary.num_candidates, limit=5)
+            echo(event.message, file=sys.stderr)
+        elif event.stage == "track" and summary.cancelled:
+            echo(event.message, file=sys.stderr)
 
 
 def _print_flags(flags) -> None:

@@ -18,6 +18,7 @@ An export folder made by :func:`export_all` (all formats)::
       mot.txt               MOTChallenge: frame(1-based),id,x,y,w,h,conf,-1,-1,-1
       trajectories.csv      object_id,frame,time,cx,cy,x,y,w,h,area,visible (gaps = empty cells)
       candidates.json/.csv  the retrieval table (only when candidates are given)
+      flags.json/.csv       doubtful frames (only when flags are given; :mod:`tracker.flags`)
       manifest.json         the project manifest (only when given)
       overlay.mp4           the rendered overlay (only when given)
       annotations.zip       everything above, same relative paths
@@ -48,6 +49,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from .errors import InputError
+from .flags import Flag, write_flags_csv, write_flags_json
 from .results import ResultStore, atomic_write, decode_rle
 from .trajectories import TrajectoryPoint, compute_trajectories
 from .types import Candidate, FrameResult, TrackedObject, VideoInfo, color_for
@@ -470,6 +472,7 @@ class ExportJob:
     manifest: Mapping[str, Any] | Any | None = None
     overlay_path: Path | None = None
     categories: Mapping[int, str] | None = None
+    flags: Sequence[Flag] | None = None  # None: no flags files (an empty list writes empty ones)
 
 
 @dataclass(frozen=True)
@@ -513,6 +516,15 @@ def _export_candidates(job: ExportJob) -> dict[str, Path]:
     return {"candidates_json": json_path, "candidates_csv": csv_path}
 
 
+def _export_flags(job: ExportJob) -> dict[str, Path]:
+    if job.flags is None:
+        return {}
+    return {
+        "flags_json": write_flags_json(job.flags, job.out_dir / "flags.json"),
+        "flags_csv": write_flags_csv(job.flags, job.out_dir / "flags.csv"),
+    }
+
+
 def _export_manifest(job: ExportJob) -> dict[str, Path]:
     if job.manifest is None:
         return {}
@@ -549,6 +561,7 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat(
             "candidates", "CLIP retrieval table (candidates.json, candidates.csv)", _export_candidates
         ),
+        ExportFormat("flags", "doubtful frames to check (flags.json, flags.csv)", _export_flags),
         ExportFormat("manifest", "project manifest (manifest.json)", _export_manifest),
         ExportFormat("overlay", "overlay video (overlay.mp4)", _export_overlay),
     )
@@ -568,11 +581,13 @@ def export_all(
     formats: Iterable[str] | None = None,
     zip_name: str | None = "annotations.zip",
     categories: Mapping[int, str] | None = None,
+    flags: Sequence[Flag] | None = None,
 ) -> dict[str, Path]:
     """Write the chosen ``formats`` (default: all of :data:`FORMATS`) into ``out_dir``, then zip them.
 
-    Formats without input (no candidates, no manifest, no overlay) are skipped silently.
-    Returns output name → path, e.g. ``{"masks": …/masks, "coco": …/coco.json, …, "zip": …}``;
+    Formats without input (no candidates, no manifest, no overlay, ``flags=None``) are skipped
+    silently. Returns output name → path, e.g. ``{"masks": …/masks, "coco": …/coco.json, …,
+    "flags_json": …, "flags_csv": …, "zip": …}`` in :data:`FORMATS` order, the zip last;
     ``zip_name=None`` skips the zip. Unknown format names raise :class:`InputError`.
     """
     names = list(FORMATS) if formats is None else list(dict.fromkeys(formats))
@@ -584,6 +599,7 @@ def export_all(
     job = ExportJob(
         store, info, objects, out_dir, tuple(candidates), query, manifest,
         None if overlay_path is None else Path(overlay_path), categories,
+        None if flags is None else tuple(flags),
     )  # fmt: skip
     written: dict[str, Path] = {}
     for name in names:

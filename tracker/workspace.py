@@ -22,13 +22,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import Cancelled, InputError, ProjectError, TrackerError
 from .settings import Settings, resolve_settings
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
+
+if TYPE_CHECKING:
+    from .flags import Flag
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +49,22 @@ class FindEvent:
 
 @dataclass
 class TrackEvent:
-    """One propagated frame of :meth:`Workspace.track`."""
+    """One frame of :meth:`Workspace.track` / :meth:`Workspace.retrack`.
+
+    ``direction`` is the leg's (``"forward"`` / ``"backward"``). A ``replay`` event is a frame
+    tracked earlier in the run, drawn again from the stored results: a ``"both"`` run that
+    writes the overlay replays the frames before the first prompt (its backward leg's) just
+    before the forward leg, so the overlay and anything streamed from these events are in
+    frame order. Replayed frames are not counted in ``done``.
+    """
 
     result: FrameResult
     overlay: np.ndarray  # H×W×3 uint8, the frame with masks, ids and trails drawn
-    done: int  # frames finished so far
-    total: int  # frames this run will produce
+    done: int  # frames tracked so far in this run
+    total: int  # frames this run will track
     eta_seconds: float | None
     direction: str = "forward"
+    replay: bool = False
 
 
 @dataclass
@@ -232,16 +243,23 @@ class Workspace:
             ),
         )
         found: list[Candidate] = []
+        started, first_at = time.perf_counter(), None
         for event in finder.find(self.reader, prompt, negative_prompt, cancel=cancel):
             if event.candidates is not None:
                 found = list(event.candidates)
                 with self._lock:
                     self.candidates = found
+            if event.new_frame is not None and first_at is None and found:
+                first_at = time.perf_counter() - started
             yield FindEvent(event.stage, event.progress, event.message, found, event.new_frame)
         with self._lock:
             self.prompt_text = prompt
             self.negative_text = negative_prompt
             self.candidates = found
+        if first_at is not None:
+            logger.info(
+                "first candidates after %.1f s, all after %.1f s", first_at, time.perf_counter() - started
+            )
 
     # ------------------------------------------------------------------ objects and prompts
     def add_object(self, name: str | None = None, color: tuple[int, int, int] | None = None) -> TrackedObject:
@@ -268,8 +286,8 @@ class Workspace:
                 FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()), fresh=True
             )
 
-    def accept_best(self, max_objects: int = 1) -> list[TrackedObject]:
-        """Start objects from the best candidates: up to ``max_objects`` distinct instances.
+    def best_candidates(self, max_objects: int = 1) -> list[int]:
+        """Indices (into :attr:`candidates`) of up to ``max_objects`` distinct instances, best first.
 
         They come from the best candidate's frame, where candidates were already de-duplicated
         by mask IoU (across frames masks can't be compared, so the same thing seen on two frames
@@ -279,9 +297,13 @@ class Workspace:
             if not self.candidates:
                 raise InputError("There are no candidates yet: run Find first, or click on the object.")
             best_frame = self.candidates[0].frame_idx
-            chosen = [i for i, c in enumerate(self.candidates) if c.frame_idx == best_frame][
-                : max(1, max_objects)
-            ]
+            same_frame = [i for i, c in enumerate(self.candidates) if c.frame_idx == best_frame]
+            return same_frame[: max(1, max_objects)]
+
+    def accept_best(self, max_objects: int = 1) -> list[TrackedObject]:
+        """Start one object from each of :meth:`best_candidates`; returns the new objects in that order."""
+        with self._lock:
+            chosen = self.best_candidates(max_objects)
             before = set(self.objects)
             for index in chosen:
                 self.accept_candidate(index)
@@ -698,7 +720,7 @@ class Workspace:
         )
 
     # ------------------------------------------------------------------ review
-    def flags(self, with_clip: bool = True, every_seconds: float = 0.5):
+    def flags(self, with_clip: bool = True, every_seconds: float = 0.5) -> list[Flag]:
         """Frames worth checking (see :mod:`tracker.flags`), sorted by frame.
 
         With ``with_clip`` and a prompt, each object's crop is scored against the prompt on a
@@ -836,13 +858,23 @@ class Workspace:
 
         return Project.from_workspace(self).to_dict()
 
-    def export(self, out_dir: Path, formats: list[str] | None = None) -> dict[str, Path]:
-        """Write every export (or ``formats``) into ``out_dir`` plus a zip; returns name → path."""
+    def export(
+        self, out_dir: Path, formats: list[str] | None = None, *, flags: list[Flag] | None = None
+    ) -> dict[str, Path]:
+        """Write every export (or ``formats``, names of :data:`tracker.export.FORMATS`) into
+        ``out_dir``, then the zip of them all; returns output name → path (zip last).
+
+        The bundle holds the doubtful frames too (``flags.json`` / ``flags.csv``): ``flags`` when
+        given (e.g. the ones a person is reviewing), else computed now with :meth:`flags` (only
+        when the ``"flags"`` format is wanted).
+        """
         from .export import export_all
 
         with self._lock:
             if len(self.store) == 0:
                 raise InputError("Nothing has been tracked yet: track first, then download.")
+            if flags is None and (formats is None or "flags" in formats):
+                flags = self.flags()
             overlay = self.last_overlay
             if overlay is None or not overlay.exists():
                 overlay = self.render_overlay()
@@ -856,6 +888,7 @@ class Workspace:
                 manifest=self.manifest(),
                 overlay_path=overlay,
                 formats=formats,
+                flags=flags,
             )
 
     def save_project(self, path: Path) -> Path:

@@ -193,15 +193,17 @@ class Handlers:
         session.source = str(video) if source is None else source
         self.store.sweep()
 
-    def _check_length(self, workspace) -> None:
-        from tracker.video import check_length
+    def _length_limit(self):
+        from tracker.pipeline import LengthLimit
 
-        check_length(
-            workspace.info,
+        return LengthLimit(
             max_frames=self.services.max_frames,
             max_seconds=self.services.max_seconds,
             fix="cut out the part you need (any video editor can) and upload that",
         )
+
+    def _check_length(self, workspace) -> None:
+        self._length_limit().check(workspace.info)
 
     @staticmethod
     def _check_idle(session: UISession, action: str) -> None:
@@ -851,7 +853,7 @@ class Handlers:
             max_objects: how many distinct matches on the best frame to follow, 1–10 (optional; default 1).
         Returns:
             overlay: the video with masks, ids and trails drawn (mp4).
-            annotations: a zip with PNG masks, COCO, YouTube-VIS, MOT, trajectories, candidates and the manifest.
+            annotations: a zip with PNG masks, COCO, YouTube-VIS, MOT, trajectories, candidates, the flagged frames and the manifest.
         """
         try:
             return self._api_track(video, prompt, negative_prompt, preset, max_objects)
@@ -861,6 +863,8 @@ class Handlers:
             raise user_error(error) from None
 
     def _api_track(self, video, prompt, negative_prompt, preset, max_objects):
+        from tracker.pipeline import track_video
+
         if not video:
             raise InputError("Pass a video file.")
         if not (prompt or "").strip():
@@ -871,29 +875,19 @@ class Handlers:
             raise InputError("max_objects must be a whole number from 1 to 10.") from None
         folder = self.store.new_folder("api")
         try:
-            outputs = self._api_run(folder, Path(video), prompt, negative_prompt, preset, count)
+            summary = track_video(
+                private_copy(Path(video), folder),
+                folder / "out",
+                self.services.settings_for(preset or None),
+                prompt,
+                negative=negative_prompt or None,
+                max_objects=count,
+                limit=self._length_limit(),
+                open_workspace=self.services.open_workspace,
+            )
         finally:
             self.store.release(folder)
-        return outputs
-
-    def _api_run(self, folder: Path, video: Path, prompt, negative_prompt, preset, count: int):
-        ws = self.services.open_workspace(
-            private_copy(video, folder), self.services.settings_for(preset or None), folder / "work"
-        )
-        try:
-            self._check_length(ws)
-            for _ in ws.find_candidates(prompt, negative_prompt or None):
-                pass
-            if ws.candidates:
-                ws.accept_best(count)
-            if not ws.objects:
-                raise InputError(f"Nothing in the video matched {prompt!r}; try a more specific prompt.")
-            for _ in ws.track():
-                pass
-            written = ws.export(folder / "out")
-            return str(written["overlay"]), str(written["zip"])
-        finally:
-            ws.close()
+        return str(summary.files["overlay"]), str(summary.files["zip"])
 
 
 # ---------------------------------------------------------------------- small translations
