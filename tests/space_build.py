@@ -15,7 +15,9 @@ clip must return an overlay, a zip and a summary, and the page must show no pack
 
 Two differences from a Space, both only about where files come from (named here, on purpose):
 
-* pip's cache is used (a Space passes ``--no-cache-dir``), so a second run is faster;
+* pip's HTTP cache is used (a Space passes ``--no-cache-dir``), in a cache folder of its own
+  (``--cache-dir``) from which any wheel of sam2 is removed first: sam2 is built from source,
+  in pip's isolated build environment, on every run, as on a Space (the script checks pip said so);
 * sam2 has no wheel, so pip builds it in an isolated environment that installs ``torch>=2.5.1``.
   On a Space that is the newest torch on PyPI (a CUDA build of several GB, discarded after the
   build). Here ``PIP_CONSTRAINT`` / ``PIP_BUILD_CONSTRAINT`` (a file saying ``torch==<pin>``)
@@ -63,10 +65,22 @@ def pinned(requirements: Path, name: str) -> str:
     return f"{name}=={match.group(1)}"
 
 
-def run(command: list[str], **kwargs) -> float:
+def run(command: list[str], output: Path | None = None, **kwargs) -> float:
+    """Run ``command`` (its output also appended to ``output``, each line timed); seconds it took."""
     start = time.monotonic()
     log("$ " + " ".join(command))
-    subprocess.run(command, check=True, **kwargs)
+    if output is None:
+        subprocess.run(command, check=True, **kwargs)
+    else:
+        with output.open("a") as out:
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+            )
+            for line in process.stdout:
+                sys.stdout.write(line)
+                out.write(f"{time.monotonic() - start:7.1f}s {line}")  # when each step happened
+            if process.wait():
+                raise subprocess.CalledProcessError(process.returncode, command)
     return time.monotonic() - start
 
 
@@ -76,31 +90,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def build(work: Path, python: str, timings: dict[str, float]) -> Path:
+def build(work: Path, python: str, cache: Path, timings: dict[str, float]) -> Path:
     """A fresh venv with what a Space installs; returns its python."""
     venv = work / "venv"
     timings["venv"] = run([python, "-m", "venv", str(venv)])
     py = str(venv / "bin" / "python")
+    pip_log = work / "pip.log"
     mounted = work / "mounted"  # only the requirements files, as the Space's build mounts them
     mounted.mkdir()
     constraint = work / "build-constraint.txt"
     constraint.write_text(pinned(ROOT / "requirements.txt", "torch") + "\n")
     env = {**os.environ, "PIP_CONSTRAINT": str(constraint), "PIP_BUILD_CONSTRAINT": str(constraint)}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_CACHE_DIR"] = str(cache)
     env.pop("PYTHONPATH", None)
+    # a wheel of sam2 built by an earlier run would skip the very build a Space has to do
+    subprocess.run([py, "-m", "pip", "cache", "remove", "sam2"], env=env, check=False, capture_output=True)
     pre = ROOT / "pre-requirements.txt"
     if pre.is_file():
         shutil.copy(pre, mounted / "pre-requirements.txt")
         timings["pre-requirements"] = run(
-            [py, "-m", "pip", "install", "-r", "pre-requirements.txt"], cwd=mounted, env=env
+            [py, "-m", "pip", "install", "-r", "pre-requirements.txt"], pip_log, cwd=mounted, env=env
         )
     shutil.copy(ROOT / "requirements.txt", mounted / "requirements.txt")
     gradio = f"gradio[oauth,mcp]=={sdk_version(ROOT / 'README.md')}"
     timings["requirements"] = run(
         [py, "-m", "pip", "install", "-r", str(mounted / "requirements.txt"), gradio,
          "uvicorn>=0.14.0", "websockets>=10.4", "spaces"],
-        cwd=mounted, env=env,
+        pip_log, cwd=mounted, env=env,
     )  # fmt: skip
+    if not re.search(r"Building wheel for sam2 \(pyproject\.toml\)", pip_log.read_text()):
+        raise SystemExit("pip did not build sam2 from source; the check would not mean what it says")
     return Path(py)
 
 
@@ -181,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", type=Path, help="build in this folder and keep it (default: a temp folder)")
     parser.add_argument("--report", type=Path, help="write the timings and result as JSON here")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path.home() / ".cache" / "pip-space-build",
+        help="pip's cache for these builds (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     python = args.python
     work = args.keep or Path(tempfile.mkdtemp(prefix="space-build-"))
@@ -188,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     total = time.monotonic()
     try:
-        py = build(work, python, timings)
+        py = build(work, python, args.cache_dir, timings)
         app = copy_app(work)
         result = serve_and_track(py, app, work, timings)
     finally:
