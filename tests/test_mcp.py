@@ -160,3 +160,20 @@ def test_track_video_tool_with_random_weights(tmp_path, clip):
         assert download(overlay_url, tmp_path / "overlay.mp4").stat().st_size > 0
     finally:
         demo.close()
+
+
+def test_mcp_option(monkeypatch):
+    """``--mcp`` turns the server on; without it Gradio's own GRADIO_MCP_SERVER decides (None)."""
+    import importlib.util
+
+    from tracker.errors import InputError
+    from ui.launch import build_parser, launch_options
+
+    assert launch_options(build_parser().parse_args([]))["mcp_server"] is None
+    assert launch_options(build_parser().parse_args(["--mcp"]))["mcp_server"] is True
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mcp" else real(name, *a)
+    )
+    with pytest.raises(InputError, match=r"--mcp needs the mcp package"):
+        launch_options(build_parser().parse_args(["--mcp"]))
