@@ -2,8 +2,10 @@
 # Installs the tracker into ./.venv. Usage: bash scripts/install.sh [--dev]
 #   --dev   also installs the test tools (pytest, ruff, playwright) and, as root on Debian/Ubuntu,
 #           the system packages the browser tests use (chromium, ffmpeg).
-# Order matters: torch first, then the pinned requirements, then sam2 built against that torch
-# (SAM2_BUILD_CUDA=0 and --no-build-isolation, or pip would fetch ~3 GB of CUDA torch to build it).
+# Order matters: torch first, then sam2 built against that torch (SAM2_BUILD_CUDA=0 and
+# --no-build-isolation, or pip would fetch a second, CUDA torch of several GB just to build it),
+# then the rest of requirements.txt (sam2 is then already there). Every pin comes from
+# requirements.txt, which is also what a Hugging Face Space installs (see docs/WEBAPP.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=0
@@ -24,14 +26,28 @@ fi
 [ -x .venv/bin/python ] || { echo "== creating .venv"; "$PY" -m venv .venv; }
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+pin() { grep -E "^$1==" requirements.txt; }
 echo "== torch"
-pip install -q "torch==2.13.0"
+pip install -q "$(pin torch)" "$(pin torchvision)"
+echo "== sam2 (built against the installed torch)"
+pip install -q "setuptools>=70.1"  # builds wheels by itself (a venv of Python 3.12+ has none)
+SAM2_BUILD_CUDA=0 pip install -q --no-build-isolation --no-deps "$(pin sam2)"
 echo "== requirements.txt"
 pip install -q -r requirements.txt
-echo "== sam2 (built against the installed torch)"
-SAM2_BUILD_CUDA=0 pip install -q --no-build-isolation -r requirements-sam2.txt
 if [ "$dev" = 1 ]; then
   echo "== test tools"
   pip install -q -r requirements-dev.txt
 fi
-python -c "import tracker.compat as c; c.ensure_torchvision(); import torchvision, open_clip, sam2; print('install ok: torch', __import__('torch').__version__)"
+# the same check the app makes at start-up: every model package imports (tracker/packages.py)
+python - <<'PY'
+import sys
+
+from tracker.packages import check_packages
+
+problems = check_packages(sam1=True)
+for problem in problems:
+    print(f"error: {problem}", file=sys.stderr)
+if problems:
+    sys.exit(1)
+print("install ok: torch", sys.modules["torch"].__version__)
+PY

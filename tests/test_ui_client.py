@@ -41,19 +41,26 @@ def launched(services):
 
 
 def check_result(result) -> None:
-    overlay, archive = result
+    overlay, archive, summary = result
     assert Path(overlay).suffix == ".mp4" and Path(overlay).stat().st_size > 0
     members = zipfile.ZipFile(archive).namelist()
     assert "coco.json" in members and "overlay.mp4" in members
+    assert summary.startswith("Tracked ") and "The zip holds" in summary, summary
 
 
-def test_only_track_is_public_and_it_works(tmp_path, clip):
+def test_only_track_and_candidates_are_public_and_they_work(tmp_path, clip):
     demo, url = launched(standin_services(tmp_path / "sessions"))
     try:
         client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
         api = client.view_api(print_info=False, return_format="dict")
-        assert list(api["named_endpoints"]) == ["/track"]
+        assert list(api["named_endpoints"]) == ["/track", "/candidates"]
         assert not api["unnamed_endpoints"]
+        summary, rows, best = client.predict(
+            video=handle_file(str(clip)), prompt="red disc", max_candidates=3, api_name="/candidates"
+        )
+        assert 1 <= len(rows) <= 3 and rows[0]["rank"] == 1 and "frame" in rows[0], rows
+        assert summary.startswith(f"{len(rows)} candidate") or "listed" in summary, summary
+        assert Path(best).suffix == ".png"
         result = client.predict(
             video=handle_file(str(clip)), prompt="red disc", negative_prompt="", preset="fast", max_objects=2,
             api_name="/track",

@@ -464,9 +464,11 @@ def test_page_has_the_stable_ids_and_one_public_endpoint(tmp_path):
     ids = _components(demo)
     assert all(i in ids for i in REQUIRED_IDS)
     endpoints = demo.get_api_info()["named_endpoints"]
-    assert list(endpoints) == ["/track"]
+    assert list(endpoints) == ["/track", "/candidates"]
     params = [p["parameter_name"] for p in endpoints["/track"]["parameters"]]
     assert params == ["video", "prompt", "negative_prompt", "preset", "max_objects"]
+    params = [p["parameter_name"] for p in endpoints["/candidates"]["parameters"]]
+    assert params == ["video", "prompt", "negative_prompt", "preset", "max_candidates"]
     assert "random-weights-banner" not in ids and ids["find-btn"]["props"]["interactive"] is True
 
 

@@ -53,6 +53,15 @@ class WeightsUnavailable(TrackerError):
         )
 
 
+class PackageUnavailable(TrackerError):
+    """A model package (torch, torchvision, open_clip, sam2, …) is missing or does not import.
+
+    The message names the package and the command that installs it (see :mod:`tracker.packages`).
+    """
+
+    exit_code = 3
+
+
 class CheckpointError(TrackerError):
     """A checkpoint file exists but cannot be used: damaged, or made for another model."""
 

@@ -2,7 +2,8 @@
 
 ``build_demo(services)`` returns the ``gr.Blocks``; launch it with ``**launch_style()`` (Gradio 6
 takes the theme and CSS in ``launch()``). Interactive micro-events are private
-(``api_visibility="private"``); the one public endpoint is ``/track`` for batch use.
+(``api_visibility="private"``); the public endpoints ``/track`` and ``/candidates`` (ui/api.py)
+are the batch API and, launched with ``mcp_server=True``, the MCP tools.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from . import review, text
+from .api import PublicAPI
 from .gpu import gpu
 from .handlers import Handlers
 from .services import Services
@@ -48,6 +50,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
     store.sweep()
     h = Handlers(services, store)
     rv = review.ReviewLoop(h)  # step 5's loop: flags, timeline, fixes, re-tracking, imports
+    public = PublicAPI(h)  # /track and /candidates: the batch API and the MCP tools
     ready = services.ready
     model = {"concurrency_id": MODEL, "concurrency_limit": services.model_concurrency}
 
@@ -63,6 +66,15 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
             gr.HTML(
                 f'<div class="banner warn">{text.RANDOM_WEIGHTS_BANNER}</div>',
                 elem_id="random-weights-banner",
+            )
+        if services.missing_packages:
+            problems = [
+                (p.module, "is not installed" if p.missing else f"does not import ({p.error})", p.fix)
+                for p in services.missing_packages
+            ]
+            gr.HTML(
+                f'<div class="banner stop">{text.missing_packages_banner(problems)}</div>',
+                elem_id="missing-packages-banner",
             )
         if services.missing_weights:
             missing = [(m.model, m.fix) for m in services.missing_weights]
@@ -271,16 +283,23 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
             gr.Markdown(text.HELP_OPEN_PROJECT, elem_classes=["step-help"])
             gr.Markdown(review.HELP_IMPORT, elem_classes=["step-help"])
 
-        # the batch API: hidden inputs and outputs, one public endpoint --------------------------
+        # the public API (gradio_client, MCP tools): hidden inputs and outputs, two public endpoints
+        # (ui/api.py). Labels are the parameter names clients and agents see; keep them equal to
+        # the PublicAPI methods' argument names, whose docstrings describe them.
         with gr.Column(visible=False):
             api_video = gr.File(label="video", file_types=["video"])
             api_prompt = gr.Textbox(label="prompt")
             api_negative = gr.Textbox(label="negative_prompt")
             api_preset = gr.Textbox(label="preset")
             api_max_objects = gr.Number(label="max_objects", value=1, precision=0)
+            api_max_candidates = gr.Number(label="max_candidates", value=10, precision=0)
             api_overlay = gr.File(label="overlay")
             api_zip = gr.File(label="annotations")
+            api_summary = gr.Textbox(label="summary")
+            api_candidates = gr.JSON(label="candidates")
+            api_best = gr.Image(label="best_candidate", format="png")
             api_trigger = gr.Button("track")
+            api_find_trigger = gr.Button("candidates")
 
         # ---- wiring --------------------------------------------------------------------------
         refine_out = [session, frame_view, frame_slider, objects, legend, name, refine_status]
@@ -379,10 +398,18 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
         )  # fmt: skip
 
         api_trigger.click(
-            gpu(h.api_track, duration=900),
+            gpu(public.track_video, duration=900),
             [api_video, api_prompt, api_negative, api_preset, api_max_objects],
-            [api_overlay, api_zip],
+            [api_overlay, api_zip, api_summary],
             api_name="track",
+            api_visibility="public",
+            **model,
+        )
+        api_find_trigger.click(
+            gpu(public.find_candidates, duration=120),
+            [api_video, api_prompt, api_negative, api_preset, api_max_candidates],
+            [api_summary, api_candidates, api_best],
+            api_name="candidates",
             api_visibility="public",
             **model,
         )

@@ -5,7 +5,7 @@ when ``--host`` / ``--port`` are not given (a Hugging Face Space sets them). The
 ``TRACKER_RANDOM_WEIGHTS=1``, ``TRACKER_IMAGE_SIZE``, ``TRACKER_MAX_SIZE``, ``TRACKER_PRESET``,
 ``TRACKER_DEVICE``, ``TRACKER_AUTH`` (``user:pass``), ``TRACKER_TEMP``, and the limits
 ``TRACKER_MAX_SECONDS``, ``TRACKER_MAX_FRAMES``, ``TRACKER_MAX_UPLOAD``, ``TRACKER_TEMP_MAX_GB``
-(see README.md, "Limits").
+(see README.md, "Limits"). ``--mcp`` (or Gradio's ``GRADIO_MCP_SERVER=True``) adds the MCP server.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where per-session files go (default: $TRACKER_TEMP or the system temp folder)",
     )
     g.add_argument("--inbrowser", action="store_true", help="open the page in the default browser")
+    g.add_argument(
+        "--mcp",
+        action="store_true",
+        help="also serve the public endpoints as MCP tools for AI agents, at /gradio_api/mcp/ "
+        "(or set GRADIO_MCP_SERVER=True; needs gradio[mcp])",
+    )
     lim = p.add_argument_group("limits (0 lifts a limit; see the Limits section of README.md)")
     lim.add_argument(
         "--max-duration",
@@ -215,7 +221,25 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
         "show_error": False,
         "footer_links": ["api", "gradio"],
         "max_file_size": parse_size(args.max_upload),
+        "mcp_server": mcp_server(args.mcp),
     }
+
+
+def mcp_server(requested: bool) -> bool | None:
+    """``launch(mcp_server=...)``: True for ``--mcp``, else None (Gradio then reads ``GRADIO_MCP_SERVER``).
+
+    ``--mcp`` without the ``mcp`` package would only print a warning and serve no tools, so it
+    refuses to start instead.
+    """
+    if not requested:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        raise InputError(
+            '--mcp needs the mcp package: pip install "gradio[mcp]==6.31.0" (requirements.txt has it), then start again.'
+        )
+    return True
 
 
 def configure_logging(verbose: bool = False) -> None:

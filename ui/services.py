@@ -67,6 +67,7 @@ class Services:
     open_segment_writer: OpenSegmentWriter
     temp_root: Path = field(default_factory=default_temp_root)
     missing_weights: list[MissingWeights] = field(default_factory=list)
+    missing_packages: list[Any] = field(default_factory=list)  # tracker.packages.PackageProblem
     device_label: str = "cpu"
     streaming: bool = field(default_factory=can_stream_video)
     model_concurrency: int = 1  # model events running at once, across every tab
@@ -80,8 +81,8 @@ class Services:
 
     @property
     def ready(self) -> bool:
-        """False when weights are missing: the run buttons are off."""
-        return not self.missing_weights
+        """False when weights or model packages are missing: the run buttons are off."""
+        return not self.missing_weights and not self.missing_packages
 
     def settings_for(self, preset: str | None) -> Settings:
         names = {p.name for p in self.presets}
@@ -98,8 +99,19 @@ class Services:
         max_frames: int | None = None,
         max_temp_bytes: int | None = None,
     ) -> Services:
-        """The real services: one ModelHub for every tab, presets and estimates for this device."""
+        """The real services: one ModelHub for every tab, presets and estimates for this device.
+
+        A model package that is missing or broken is logged (one line each) and listed in
+        ``missing_packages``; the services then never touch torch and the page says what to install.
+        """
         from tracker import devices, render
+        from tracker.packages import check_packages
+
+        problems = check_packages(sam1=settings.mask_generator == "sam1-auto")
+        if problems:
+            for problem in problems:
+                logger.error("%s", problem)
+            return cls.without_models(settings, problems, temp_root, model_concurrency)
         from tracker.models import ModelHub
         from tracker.settings import resolve_settings
         from tracker.types import FrameResult, TrackedObject
@@ -154,4 +166,34 @@ class Services:
             max_seconds=max_seconds,
             max_frames=max_frames,
             max_temp_bytes=max_temp_bytes,
+        )
+
+    @classmethod
+    def without_models(
+        cls,
+        settings: Settings,
+        problems: list[Any],
+        temp_root: Path | None = None,
+        model_concurrency: int = 1,
+    ) -> Services:
+        """Services for a page that only shows what to install: nothing here imports torch."""
+        from tracker.devices import PRESETS
+
+        def unavailable(*_args: Any, **_kwargs: Any):
+            from tracker.errors import PackageUnavailable
+
+            raise PackageUnavailable(str(problems[0]))
+
+        return cls(
+            settings=settings,
+            open_workspace=unavailable,
+            presets=[PresetChoice(n, n.capitalize(), p.description) for n, p in PRESETS.items()],
+            default_preset=settings.preset if settings.preset in PRESETS else "balanced",
+            estimate_seconds=lambda _preset, _frames: None,
+            draw_candidate=unavailable,
+            open_segment_writer=unavailable,
+            temp_root=temp_root or default_temp_root(),
+            missing_packages=list(problems),
+            device_label="unknown (model packages missing)",
+            model_concurrency=model_concurrency,
         )

@@ -82,6 +82,14 @@ def missing_weights_banner(missing: list[tuple[str, str]]) -> str:
     )
 
 
+def missing_packages_banner(problems: list[tuple[str, str, str]]) -> str:
+    """HTML naming every missing or broken model package (name, what is wrong, the fix)."""
+    items = "".join(
+        f"<li><b>{escape(name)}</b> {escape(state)}: {_code_spans(fix)}</li>" for name, state, fix in problems
+    )
+    return f"<b>A model package is missing or broken, so Find and Track are turned off.</b><ul>{items}</ul>"
+
+
 def _code_spans(sentence: str) -> str:
     """Escape ``sentence``; `backticked` parts become <code>, a bare command is code as a whole."""
     if "`" not in sentence:
