@@ -1,4 +1,9 @@
-"""The benchmark script runs end to end on a tiny generated video (ours and plain SAM 2, one length)."""
+"""The benchmark: its arithmetic, the library stages its table reads, and an end-to-end run on a tiny video.
+
+The stage tests run the real jobs in-process on a generated clip (random weights): if a function
+the table times loses its ``@timing.stage`` mark, moves out of the tracked path or stops being
+recorded on the thread the row reads, they fail instead of the row quietly reading 0.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.run import growth_per_100, linear_fit, per_frame_stats
+from benchmarks.jobs import job_find, job_ours
+from benchmarks.measure import growth_per_100, linear_fit, per_frame_stats, require_stages
+from benchmarks.report import FIND_STAGES, TRACK_STAGES, find_rows, render_rows
 from tests.synthetic import make_video
+from tracker import timing
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
@@ -87,3 +95,59 @@ def test_benchmark_runs_on_a_tiny_video(tmp_path):
     # one length: no slope, so the memory target is reported as not run, never as a pass
     assert report["targets"][0]["status"] == "NOT RUN"
     assert "memory growth per 100 frames" in completed.stdout
+    # the Stages table's row built from the library's stage hook, with figures, not "—"
+    (row,) = [line for line in completed.stdout.splitlines() if line.startswith("| render + encode |")]
+    assert "—" not in row and "draw " in row and "hand-off" in row
+
+
+def test_a_stage_the_table_needs_fails_the_job_when_missing():
+    with timing.record() as stages:
+        pass
+    with pytest.raises(RuntimeError, match="'draw'.*'decode' on thread 'sam2-frames'"):
+        require_stages(stages, [("draw", None), ("decode", "sam2-frames")], "track run")
+
+
+def test_rows_show_a_dash_for_a_stage_that_is_not_there():
+    run = {
+        "spec": {"kind": "ours", "image_size": 128},
+        "num_frames": 10,
+        "frames_done": 10,
+        "children_cpu_s": 0.1,
+        "stages": {"draw": {"seconds": 0.05, "calls": 10, "items": 0, "threads": {}}},
+    }
+    (row,) = render_rows({"memory": {"runs": [run]}})
+    assert row[1] == "— ms/frame on the tracking thread" and "draw 5.0 ms" in row[2]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "shapes.mp4"
+    make_video(path, num_frames=16, width=160, height=128, fps=8)
+    return path
+
+
+@pytest.mark.slow
+def test_a_track_run_records_every_stage_the_table_reads(clip, tmp_path):
+    spec = {"kind": "ours", "mode": "track", "video": str(clip), "workdir": str(tmp_path), "num_frames": 16}
+    spec.update(model="tiny", image_size=128, device="cpu", label="test")
+    record = job_ours(spec)  # raises when one of TRACK_STAGES was not recorded
+    for name, thread in TRACK_STAGES:
+        entry = record["stages"][name]
+        assert (entry["threads"][thread] if thread else entry)["calls"] > 0, (name, thread)
+    assert record["stages"]["sam2"]["calls"] == 16 and record["stages"]["store"]["calls"] == 16
+    assert record["stages"]["encode"]["threads"]["overlay-writer"]["calls"] == 16
+    (row,) = render_rows({"memory": {"runs": [record]}})
+    assert "—" not in row[1] + row[2]
+
+
+@pytest.mark.slow
+def test_a_find_run_records_every_stage_the_table_reads(clip, tmp_path):
+    spec = {"kind": "find", "video": str(clip), "workdir": str(tmp_path), "prompt": "a red disc"}
+    spec.update(device="cpu", label="test")
+    record = job_find(spec)  # raises when one of FIND_STAGES was not recorded
+    for run in record["runs"]:
+        assert not [name for name, _ in FIND_STAGES if not run["stages"].get(name, {}).get("calls")]
+        assert run["stages"]["crop scoring"]["items"] > 0 and run["stages"]["clip"]["calls"] > 0
+    rows = dict((name, notes) for name, _, notes in find_rows({"find": record}))
+    assert "CLIP heat map" in rows["automatic masks (candidate proposal)"]
+    assert "—" not in rows["crop scoring (CLIP)"]

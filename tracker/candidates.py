@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from . import timing
 from .errors import Cancelled, InputError, NoCandidates
 from .types import Box, Candidate, VideoInfo, mask_box
 
@@ -462,6 +463,7 @@ def _plateau(heat: np.ndarray, start: tuple[int, ...]) -> np.ndarray:
     return plateau
 
 
+@timing.stage("heat map")
 def clip_heatmap(
     frame: np.ndarray,
     encoder: TextImageEncoder,
@@ -567,6 +569,7 @@ class PointPromptProposer:
         xs, ys = np.meshgrid(steps * width, steps * height)
         return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
 
+    @timing.stage("proposals", count=len)
     def __call__(self, frame: np.ndarray, points: np.ndarray | None = None) -> list[Proposal]:
         import torch
 
@@ -699,6 +702,7 @@ class AutoMaskProposer:
         self.max_masks = max_masks
         self.last_timings: dict[str, float] = {}
 
+    @timing.stage("proposals", count=len)
     def __call__(self, frame: np.ndarray, points: np.ndarray | None = None) -> list[Proposal]:
         height, width = frame.shape[:2]
         scale = 1.0
@@ -892,6 +896,7 @@ def combine_scores(
     return positive - negative_weight * np.logaddexp(0.0, negative - positive), negative
 
 
+@timing.stage("crop scoring", count=len)
 def score_masks(
     frame: np.ndarray,
     masks: Sequence[np.ndarray],

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import timing
 from .errors import InputError, WeightsUnavailable
 from .registry import (
     DEFAULT_CLIP,
@@ -375,6 +376,7 @@ class ClipModel:
             self.embed_dim = int(self.encode_text(["x"]).shape[1])
         return self.embed_dim
 
+    @timing.stage("clip")
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         """``N×D`` normalised text embeddings of ``texts`` (tokenised with the model's own tokenizer)."""
         import torch
@@ -416,6 +418,7 @@ class ClipModel:
             self._text_cache[key] = embedding
         return embedding.clone()
 
+    @timing.stage("clip")
     def encode_images(self, images: Sequence[np.ndarray], batch_size: int = 32) -> torch.Tensor:
         """``N×D`` normalised embeddings of ``H×W×3`` uint8 RGB images (any sizes).
 

@@ -30,6 +30,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from . import timing
 from .errors import VideoError
 from .types import FrameResult, Point, TrackedObject, color_for
 
@@ -46,6 +47,7 @@ TrailPoints = Sequence[Point | None]
 # ---------------------------------------------------------------------------------- drawing
 
 
+@timing.stage("draw")
 def draw_overlay(
     frame: np.ndarray,
     result: FrameResult | None,
@@ -317,7 +319,8 @@ def _pump(frames: queue.Queue, stdin: IO[bytes], errors: list[BaseException]) ->
         if errors:
             continue  # keep draining so a producer blocked on put() is released
         try:
-            stdin.write(frame)
+            with timing.stage("encode"):
+                stdin.write(frame)
         except BaseException as exc:  # handed to the producer, re-raised there
             errors.append(exc)
 
@@ -417,7 +420,7 @@ class OverlayWriter:
         if threaded:
             self._queue = queue.Queue(maxsize=max(1, int(queue_size)))
             self._thread = threading.Thread(
-                target=_pump,
+                target=timing.bind(_pump),  # records its stages where the writer was made
                 args=(self._queue, self._stdin, self._errors),
                 name="overlay-writer",
                 daemon=True,
@@ -439,6 +442,7 @@ class OverlayWriter:
         else:
             self.abort()
 
+    @timing.stage("encode")
     def write(self, frame: np.ndarray) -> None:
         """Append one ``height×width×3`` uint8 RGB frame."""
         if self._finished:

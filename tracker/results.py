@@ -49,6 +49,7 @@ from typing import IO
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from . import timing
 from .errors import ProjectError
 from .types import Box, FrameResult, Point
 
@@ -153,6 +154,7 @@ class ResultStore:
 
     # -- writing ---------------------------------------------------------------------------
 
+    @timing.stage("store")
     def put(self, result: FrameResult) -> None:
         """Store ``result``: replaces this frame's entries for the objects in it, keeps the others."""
         if (result.height, result.width) != (self.height, self.width):

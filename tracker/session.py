@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import timing
 from .errors import InputError
 from .types import FramePrompt, FrameResult
 
@@ -151,6 +152,7 @@ def frame_size(frames: Any) -> tuple[int, int]:
     return int(first.shape[1]), int(first.shape[0])
 
 
+@timing.stage("preprocess")
 def preprocess_frame(frame: np.ndarray, image_size: int) -> torch.Tensor:
     """One frame as SAM 2's JPEG loader makes it: ``3×S×S float32``, contiguous, on the CPU.
 
@@ -247,6 +249,14 @@ class ModelFrames:
         with self._lock:
             return len(self._cache) + len(self._pending)
 
+    def wait(self) -> None:
+        """Block until the frames being prepared ahead are ready (a failed one is retried on demand)."""
+        from concurrent.futures import wait
+
+        with self._lock:
+            pending = list(self._pending.values())
+        wait(pending)
+
     def close(self) -> None:
         self.hint(0)
         executor, self._executor = self._executor, None
@@ -285,9 +295,10 @@ class ModelFrames:
                     break
                 if target in self._cache or target in self._pending:
                     continue
-                self._pending[target] = self._executor.submit(self._load, target)
+                self._pending[target] = self._executor.submit(timing.bind(self._load), target)
 
 
+@timing.stage("resolve masks")
 def resolve_masks(logits: torch.Tensor) -> np.ndarray:
     """``N×H×W`` logits (any device) → ``N×H×W bool`` numpy, thresholded on the device.
 
@@ -582,6 +593,14 @@ class TrackingSession:
                 conditioning, non_conditioning, len(state["cached_features"]), self._frames.held()
             )
 
+    def wait_prefetch(self) -> None:
+        """Block until the frames being prepared ahead on the background thread are ready.
+
+        Tracking never needs this. A measurement that interleaves several runs in one process
+        calls it after each frame so that this work is charged to this session, not the next run.
+        """
+        self._frames.wait()
+
     def close(self) -> None:
         """Stop a running propagation at the next frame, stop prefetching and free the state."""
         self._closed.set()
@@ -841,6 +860,7 @@ class TrackingSession:
                 self._frames.misses,
             )
 
+    @timing.stage("sam2")
     def _track_frame(self, frame_idx: int, reverse: bool) -> FrameResult:
         """One frame of ``SAM2VideoPredictor.propagate_in_video`` (sam2 1.1.0) for all objects.
 

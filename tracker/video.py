@@ -35,6 +35,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from . import timing
 from .errors import InputError, VideoError
 from .types import VideoInfo
 
@@ -622,6 +623,12 @@ class VideoReader:
                 stats.seeks += self._decoder.seeks
             return stats
 
+    @property
+    def cached_frames(self) -> int:
+        """Decoded frames held in the cache right now (each ``width × height × 3`` bytes)."""
+        with self._lock:
+            return len(self._cache)
+
     def close(self) -> None:
         """Release the decoder and the cache; ``get`` afterwards raises."""
         with self._lock:
@@ -641,6 +648,7 @@ class VideoReader:
         if self._closed:
             raise RuntimeError("this VideoReader is closed; open a new one")
 
+    @timing.stage("decode")
     def get(self, frame_idx: int) -> np.ndarray:
         """Working frame ``frame_idx`` (0-based in the trimmed range): ``H×W×3`` uint8 RGB.
 
