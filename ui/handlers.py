@@ -627,7 +627,6 @@ class Handlers:
         session.track_started = time.time()
         stream = SegmentStream(run_dir / "segments", ws.info.fps, (ws.info.width, ws.info.height),
                                self.services.open_segment_writer)  # fmt: skip
-        forward_started = False
         last_live = 0.0
         live_hidden = gr.update(visible=False)
         try:
@@ -635,53 +634,44 @@ class Handlers:
             yield TrackView(
                 session, None, live_hidden if streaming else gr.update(value=None, visible=True), ""
             )
+            # the progress bar on the status line says it all while running
             for event in ws.track(direction=direction, cancel=session.cancel):
-                frame_idx = event.result.frame_idx
-                eta = f" · {text.time_left(event.eta_seconds)}" if event.eta_seconds is not None else ""
-                desc = f"{event.direction.capitalize()}: frame {frame_idx} · {event.done}/{event.total}{eta}"
-                progress(event.done / max(event.total, 1), desc=desc)
-                status = ""  # the progress bar on the status line says it all while running
-                now = time.monotonic()
-                if streaming and event.direction == "forward":
-                    if not forward_started:
-                        forward_started = True
-                        if direction == "both":
-                            # the frames before the first prompt were tracked backward: play them first
-                            for before in range(0, frame_idx):
-                                segment = stream.add(ws.preview(before, with_trails=False))
-                                if segment is not None:
-                                    yield TrackView(session, segment, live_hidden, status)
+                if not event.replay:
+                    progress(event.done / max(event.total, 1), desc=_track_desc(event))
+                if streaming and (event.replay or event.direction == "forward"):
+                    # in frame order: a "both" run replays its backward leg just before the forward one
                     segment = stream.add(event.overlay)
                     if segment is not None:
-                        yield TrackView(session, segment, live_hidden, status)
-                elif now - last_live >= LIVE_FRAME_EVERY:
-                    last_live = now
-                    yield TrackView(
-                        session,
-                        None if streaming else gr.skip(),
-                        gr.update(value=event.overlay, visible=True),
-                        status,
-                    )
-            segment = stream.flush()
-            done = len(ws.store)
-            stopped = session.cancel.is_set()
-            if direction != "both" and done and (not streaming or not stream.segments):
-                # one-way runs do not write the in-order overlay: render what is tracked now
-                progress(1.0, desc="Rendering the overlay…")
-                rendered = ws.render_overlay(run_dir / "overlay.mp4")
-                segment = rendered if streaming else segment
-            session.last_overlay = ws.last_overlay
-            if stopped:
-                status = f"Stopped. The {done} frames tracked so far are kept."
-            else:
-                status = f"Done: {done} frames tracked. Review them below, or download the results."
-            if streaming:
-                yield TrackView(session, segment, live_hidden, status)
-            else:
-                yield TrackView(session, _existing(ws.last_overlay), gr.update(visible=False), status)
+                        yield TrackView(session, segment, live_hidden, "")
+                elif not event.replay and time.monotonic() - last_live >= LIVE_FRAME_EVERY:
+                    last_live = time.monotonic()
+                    live = gr.update(value=event.overlay, visible=True)
+                    yield TrackView(session, None if streaming else gr.skip(), live, "")
+            yield self._track_done(session, ws, direction, stream, run_dir, progress)
         finally:
             stream.abort()
             session.tracking = False
+
+    def _track_done(
+        self, session: UISession, ws, direction: str, stream, run_dir: Path, progress
+    ) -> TrackView:
+        """The last view of a run: the whole overlay (or the stream's last segment) and what was kept."""
+        streaming = self.services.streaming
+        segment = stream.flush()
+        done = len(ws.store)
+        if direction != "both" and done and (not streaming or not stream.segments):
+            # one-way runs do not write the in-order overlay: render what is tracked now
+            progress(1.0, desc="Rendering the overlay…")
+            rendered = ws.render_overlay(run_dir / "overlay.mp4")
+            segment = rendered if streaming else segment
+        session.last_overlay = ws.last_overlay
+        if session.cancel.is_set():
+            status = f"Stopped. The {done} frames tracked so far are kept."
+        else:
+            status = f"Done: {done} frames tracked. Review them below, or download the results."
+        if streaming:
+            return TrackView(session, segment, gr.update(visible=False), status)
+        return TrackView(session, _existing(ws.last_overlay), gr.update(visible=False), status)
 
     @guarded
     def stop(self, session: UISession | None, request: gr.Request = None) -> str:
@@ -946,6 +936,12 @@ def _painted_mask(editor: dict | None, shape: tuple[int, int]) -> np.ndarray | N
             alpha = np.asarray(Image.fromarray(alpha).resize((shape[1], shape[0]), Image.NEAREST))
         painted = alpha if painted is None else painted | alpha
     return painted
+
+
+def _track_desc(event) -> str:
+    """The progress line of one tracked frame (a :class:`tracker.workspace.TrackEvent`)."""
+    eta = f" · {text.time_left(event.eta_seconds)}" if event.eta_seconds is not None else ""
+    return f"{event.direction.capitalize()}: frame {event.result.frame_idx} · {event.done}/{event.total}{eta}"
 
 
 def _existing(path: Path | None) -> str | None:
