@@ -37,6 +37,7 @@ from tracker.settings import Settings
 from tracker.types import FrameResult
 from ui import text
 from ui.handlers import Handlers, display_scale
+from ui.review import ReviewLoop
 from ui.services import Services
 from ui.state import SessionStore, UISession
 
@@ -310,7 +311,7 @@ def test_project_restores_the_work_after_a_restart(tmp_path, clip, one_hub):
         ws.prompt_text,
     )
     downloaded = tmp_path / "my project.json"  # what the browser saved
-    shutil.copyfile(first.prepare_downloads(session).project_button["value"], downloaded)
+    shutil.copyfile(ReviewLoop(first).prepare_downloads(session).project_button["value"], downloaded)
     first.store.close_all()
     assert not session.workdir.exists()
 
@@ -327,7 +328,7 @@ def test_project_restores_the_work_after_a_restart(tmp_path, clip, one_hub):
     )
     assert restored[:2] == expected[:2] and restored[3] == expected[3]
     assert restored[2] == expected[2] and len(restored[2]) == 3  # the tracked masks, every frame
-    assert second.review_view(fresh).frame is not None
+    assert ReviewLoop(second).review_view(fresh).frame is not None
     second.store.close_all()
 
 

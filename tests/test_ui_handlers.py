@@ -17,6 +17,7 @@ from tests.synthetic import make_video
 from ui import text
 from ui.app import build_demo
 from ui.handlers import Handlers
+from ui.review import ReviewLoop
 from ui.services import MissingWeights
 from ui.state import SessionStore, UISession
 
@@ -302,11 +303,12 @@ def test_track_streams_and_ends_with_the_overlay(tmp_path, clip, streaming):
     else:
         assert Path(final.video).is_file()
         assert any(isinstance(v.live, dict) and v.live.get("visible") for v in views)
-    review = app.review_view(session)
+    loop = ReviewLoop(app)  # step 5
+    review = loop.review_view(session)
     assert review.frame is not None and review.slider["maximum"] == 11
-    image, status = app.review_frame(session, 3)
+    image, status, _, _ = loop.review_frame(session, 3)
     assert image.shape == (480, 640, 3) and "Frame 3" in status  # shown 4× larger
-    assert app.fix_frame(session, 3).slider["value"] == 3
+    assert loop.fix_frame(session, 3).slider["value"] == 3
     store.close_all()
 
 
@@ -367,9 +369,10 @@ def test_after_stop_when_gradio_cancelled_the_generator(app, clip, monkeypatch):
 
 
 def test_downloads_and_project_round_trip(app, clip, tmp_path):
-    assert app.prepare_downloads(None).status == text.NOTHING_TRACKED
+    loop = ReviewLoop(app)  # steps 5 and 6
+    assert loop.prepare_downloads(None).status == text.NOTHING_TRACKED
     session = tracked(app, clip)
-    view = app.prepare_downloads(session)
+    view = loop.prepare_downloads(session)
     names = [Path(p).name for p in view.files]
     assert names[0] == "annotations.zip" and "project.json" in names
     assert "masks" not in names  # folders go in the zip only
@@ -521,9 +524,9 @@ def test_handlers_drive_the_real_workspace(tmp_path, clip):
         app.redo(session)
         final = list(app.track(session, "both"))[-1]
         assert "Done: 12 frames tracked" in final.status
-        downloads = app.prepare_downloads(session)
+        downloads = ReviewLoop(app).prepare_downloads(session)
         names = {Path(p).name for p in downloads.files}
-        assert {"annotations.zip", "overlay.mp4", "coco.json"} <= names
+        assert {"annotations.zip", "overlay.mp4", "coco.json", "flags.json"} <= names
     finally:
         store.close_all()
 
