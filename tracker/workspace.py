@@ -9,8 +9,9 @@ shared between workspaces through a :class:`tracker.models.ModelHub`, whose per-
 held around model work.
 
 Every edit (a click, a box, a brushed mask, an accepted candidate, removing or renaming an
-object) is recorded in order. Undo and redo rebuild SAM 2's state by replaying that record,
-which is also what a project file stores, so reopening a project reproduces the work.
+object) is recorded in order (:class:`tracker.edits.EditLog`). Undo and redo rebuild SAM 2's
+state by replaying that record, which is also what a project file stores, so reopening a
+project reproduces the work. Tracking runs the session's legs (:meth:`TrackingSession.plan`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .edits import Edit, EditLog
 from .errors import Cancelled, InputError, ProjectError, TrackerError
 from .settings import Settings, resolve_settings
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
@@ -68,18 +70,6 @@ class TrackEvent:
     replay: bool = False
 
 
-@dataclass
-class Edit:
-    """One recorded change; replaying the list rebuilds the state."""
-
-    kind: str  # "object" | "prompt" | "clear" | "remove" | "rename"
-    object_id: int
-    frame_idx: int | None = None
-    prompt: FramePrompt | None = None
-    name: str | None = None
-    color: tuple[int, int, int] | None = None
-
-
 class Workspace:
     """See the module docstring. Build with :meth:`open`."""
 
@@ -103,8 +93,7 @@ class Workspace:
         self.store = ResultStore(info.width, info.height, info.num_frames)
         self._lock = threading.RLock()
         self._session = None
-        self._history: list[Edit] = []
-        self._redo: list[Edit] = []
+        self._edits = EditLog(self._apply, self._reset_live)
         self._prompts: dict[tuple[int, int], FramePrompt] = {}  # (object_id, frame) → current prompt
         self._prompt_results: dict[int, FrameResult] = {}  # frame → masks after the last edit there
         self._stale_objects: set[int] = set()  # edited since last tracked
@@ -371,29 +360,20 @@ class Workspace:
         """Take back the last edit; False when there is nothing to undo."""
         with self._lock:
             self._check_idle()
-            if not self._history:
-                return False
-            self._redo.append(self._history.pop())
-            self._replay()
-            return True
+            return self._edits.undo()
 
     def redo(self) -> bool:
         with self._lock:
             self._check_idle()
-            if not self._redo:
-                return False
-            edit = self._redo.pop()
-            self._history.append(edit)
-            self._replay()
-            return True
+            return self._edits.redo()
 
     @property
     def can_undo(self) -> bool:
-        return bool(self._history)
+        return self._edits.can_undo
 
     @property
     def can_redo(self) -> bool:
-        return bool(self._redo)
+        return self._edits.can_redo
 
     def prompts(self) -> list[FramePrompt]:
         """The current prompt of every (object, frame), in frame order."""
@@ -417,10 +397,7 @@ class Workspace:
     def _record(self, edit: Edit) -> FrameResult | None:
         """Apply ``edit`` to the live state and append it to the history (clears redo)."""
         self._check_idle()
-        result = self._apply(edit)
-        self._history.append(edit)
-        self._redo.clear()
-        return result
+        return self._edits.record(edit)
 
     def _apply_prompt(self, prompt: FramePrompt, fresh: bool = False) -> FrameResult:
         prompt.validate(self.info.width, self.info.height)
@@ -429,6 +406,7 @@ class Workspace:
         return result
 
     def _apply(self, edit: Edit) -> FrameResult | None:
+        """The edit log's hook: ``edit`` onto the live state (objects, prompts, SAM 2's state)."""
         if edit.kind == "object":
             self.objects[edit.object_id] = TrackedObject(
                 edit.object_id, edit.name or "", edit.color or color_for(edit.object_id)
@@ -460,6 +438,8 @@ class Workspace:
             return None
         if edit.kind == "prompt":
             assert edit.prompt is not None
+            if edit.object_id not in self.objects:
+                return None  # replaying: a prompt of an object the history no longer has
             prompt = edit.prompt
             result = self.session.add_prompt(prompt)
             self._prompts[(prompt.object_id, prompt.frame_idx)] = prompt
@@ -468,17 +448,13 @@ class Workspace:
             return result
         raise ValueError(f"unknown edit {edit.kind}")
 
-    def _replay(self) -> None:
-        """Rebuild objects, prompts and SAM 2's state from the history."""
+    def _reset_live(self) -> None:
+        """The edit log's hook before a replay: forget objects, prompts and SAM 2's state."""
         self.objects.clear()
         self._prompts.clear()
         self._prompt_results.clear()
         if self._session is not None:
             self._session.reset()
-        for edit in self._history:
-            if edit.kind == "prompt" and edit.object_id not in self.objects:
-                continue
-            self._apply(edit)
 
     def _empty_result(self, frame_idx: int) -> FrameResult:
         h, w = self.info.height, self.info.width
@@ -929,40 +905,25 @@ class Workspace:
 
         project = Project.load(Path(path))
         project.check_video(self.info)
-        history = [
-            Edit(
-                e["kind"],
-                e["object_id"],
-                frame_idx=e.get("frame_idx"),
-                prompt=e.get("prompt"),
-                name=e.get("name"),
-                color=tuple(e["color"]) if e.get("color") else None,
-            )
-            for e in project.edits()
-        ]
+        history = [Edit.from_dict(edit) for edit in project.edits()]
         with self._lock:
             self._check_idle()
-            kept = (self._history, list(self._redo), self.prompt_text, self.negative_text)
-            self._history = history
-            self._redo.clear()
+            try:
+                # a project that fails half-way must not cost the work that was open: the log
+                # puts the previous history back
+                self._edits.load(history)
+            except TrackerError as error:
+                raise ProjectError(f"{Path(path).name} could not be opened: {error}") from error
             self.prompt_text = project.prompt or ""
             self.negative_text = project.negative_prompt
-            try:
-                self._replay()
-            except Exception as error:
-                # a project that fails half-way must not cost the work that was open
-                self._history, self._redo, self.prompt_text, self.negative_text = kept
-                self._replay()
-                if isinstance(error, TrackerError):
-                    raise ProjectError(f"{Path(path).name} could not be opened: {error}") from error
-                raise
             stored = project.results()
             if stored is not None:
                 self.store = stored
 
     def history(self) -> list[Edit]:
+        """Every edit so far, oldest first (what a project file stores)."""
         with self._lock:
-            return list(self._history)
+            return self._edits.edits()
 
 
 def _mask_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
