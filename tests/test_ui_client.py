@@ -16,7 +16,6 @@ import pytest
 from gradio_client import Client, handle_file
 
 from tests.standin_workspace import standin_services
-from tests.synthetic import make_video
 from ui.app import build_demo
 
 
@@ -24,13 +23,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("client") / "shapes.mp4"
-    make_video(path, num_frames=10, width=192, height=144, fps=8)
-    return path
 
 
 def launched(services):
@@ -47,7 +39,7 @@ def check_result(result) -> None:
     assert "coco.json" in members and "overlay.mp4" in members
 
 
-def test_only_track_is_public_and_it_works(tmp_path, clip):
+def test_only_track_is_public_and_it_works(tmp_path, small_video):
     demo, url = launched(standin_services(tmp_path / "sessions"))
     try:
         client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
@@ -55,18 +47,18 @@ def test_only_track_is_public_and_it_works(tmp_path, clip):
         assert list(api["named_endpoints"]) == ["/track"]
         assert not api["unnamed_endpoints"]
         result = client.predict(
-            video=handle_file(str(clip)), prompt="red disc", negative_prompt="", preset="fast", max_objects=2,
+            video=handle_file(str(small_video)), prompt="red disc", negative_prompt="", preset="fast", max_objects=2,
             api_name="/track",
         )  # fmt: skip
         check_result(result)
         with pytest.raises(Exception, match="Type what to follow"):
-            client.predict(video=handle_file(str(clip)), prompt=" ", api_name="/track")
+            client.predict(video=handle_file(str(small_video)), prompt=" ", api_name="/track")
     finally:
         demo.close()
 
 
 @pytest.mark.slow
-def test_track_endpoint_with_random_weights(tmp_path, clip):
+def test_track_endpoint_with_random_weights(tmp_path, small_video):
     from tracker.settings import Settings
     from ui.services import Services
 
@@ -77,7 +69,7 @@ def test_track_endpoint_with_random_weights(tmp_path, clip):
     demo, url = launched(services)
     try:
         client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
-        result = client.predict(video=handle_file(str(clip)), prompt="a red disc", api_name="/track")
+        result = client.predict(video=handle_file(str(small_video)), prompt="a red disc", api_name="/track")
         check_result(result)
     finally:
         demo.close()
