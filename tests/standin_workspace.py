@@ -411,23 +411,26 @@ class StandInWorkspace:
         writer = None
         started = time.perf_counter()
         try:
-            for done, (pass_direction, frame_idx) in enumerate(order, 1):
+            for done, (leg, frame_idx) in enumerate(order, 1):
                 if cancel.is_set():
                     break
+                if leg == "forward" and direction == "both" and writer is None:
+                    # like the real one: the backward leg's frames again, in frame order, as replays
+                    writer = Mp4Writer(overlay_path, self.info.fps, (self.info.width, self.info.height))
+                    for f in range(0, frame_idx):
+                        drawn = blend(self.frame(f), self.store.get(f), self.objects)
+                        writer.write(drawn)
+                        yield TrackEvent(
+                            self.store.get(f), drawn, done - 1, len(order), None, "backward", True
+                        )
                 time.sleep(self.track_delay)
                 result = self._tracked(frame_idx)
                 self.store.put(result)
                 overlay = blend(self.frame(frame_idx), result, self.objects)
-                if pass_direction == "forward" and direction == "both":
-                    if writer is None:
-                        writer = Mp4Writer(overlay_path, self.info.fps, (self.info.width, self.info.height))
-                        for f in range(0, frame_idx):
-                            writer.write(blend(self.frame(f), self.store.get(f), self.objects))
+                if writer is not None:
                     writer.write(overlay)
                 elapsed = time.perf_counter() - started
-                yield TrackEvent(
-                    result, overlay, done, len(order), elapsed / done * (len(order) - done), pass_direction
-                )
+                yield TrackEvent(result, overlay, done, len(order), elapsed / done * (len(order) - done), leg)
             if not cancel.is_set():
                 self._stale.clear()
         finally:

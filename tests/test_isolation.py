@@ -27,6 +27,7 @@ from tracker.types import FrameResult
 from ui.app import build_demo
 from ui.handlers import Handlers, private_copy
 from ui.launch import build_parser, check_temp_root, launch_options, limits_from, parse_size
+from ui.review import ReviewLoop
 from ui.services import Services
 from ui.state import MIN_IDLE_BEFORE_EVICTION_SECONDS, SessionStore
 
@@ -71,10 +72,11 @@ def test_two_sessions_never_see_each_others_video_masks_or_files(tmp_path, clips
         ws_a.store.put(FrameResult(frame_idx, (obj.object_id,), mask[None], np.ones(1, np.float32)))
     assert ws_b.objects == {} and len(ws_b.store) == 0
     assert app.refine(None, Request("session-b")).objects["choices"] == []
-    assert app.prepare_downloads(None, Request("session-b")).files is None
+    prepare_downloads = ReviewLoop(app).prepare_downloads
+    assert prepare_downloads(None, Request("session-b")).files is None
     # the handlers find each tab's own session from its hash, never the other one
     assert app.session(None, Request("session-a")) is a and app.session(None, Request("session-b")) is b
-    downloads = app.prepare_downloads(None, Request("session-a")).files
+    downloads = prepare_downloads(None, Request("session-a")).files
     assert downloads and all(Path(f).is_relative_to(a.workdir) for f in downloads)
     assert not any(Path(f).is_relative_to(b.workdir) for f in downloads)
     # each video is the session's private copy under a fixed name; the upload's name is nowhere

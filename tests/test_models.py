@@ -61,7 +61,7 @@ def sam2_256():
 
 
 @pytest.fixture(scope="module")
-def clip():
+def clip_model():
     return load_clip("ViT-B-32", device="cpu", random_weights=True)
 
 
@@ -292,45 +292,51 @@ def test_propagation_under_cpu_bf16_autocast(sam2_256, tmp_path) -> None:
 # ------------------------------------------------------------------ CLIP
 
 
-def test_clip_is_marked_random(clip) -> None:
-    assert clip.random_weights is True and clip.checkpoint is None and clip.checkpoint_sha256 is None
-    assert clip.name == "ViT-B-32/laion2b_s34b_b79k"
-    assert clip.dim == 512 and clip.image_size == (224, 224)
-    assert not clip.model.training
+def test_clip_is_marked_random(clip_model) -> None:
+    assert (
+        clip_model.random_weights is True
+        and clip_model.checkpoint is None
+        and clip_model.checkpoint_sha256 is None
+    )
+    assert clip_model.name == "ViT-B-32/laion2b_s34b_b79k"
+    assert clip_model.dim == 512 and clip_model.image_size == (224, 224)
+    assert not clip_model.model.training
 
 
-def test_encode_prompt(clip) -> None:
-    embedding = clip.encode_prompt("red car")
+def test_encode_prompt(clip_model) -> None:
+    embedding = clip_model.encode_prompt("red car")
     assert embedding.shape == (512,) and embedding.dtype == torch.float32
     assert embedding.norm().item() == pytest.approx(1.0, abs=1e-5)
-    assert torch.equal(clip.encode_prompt("  red   car "), embedding)  # whitespace-normalised, cached
-    plain = clip.encode_prompt("red car", templates=())
+    assert torch.equal(clip_model.encode_prompt("  red   car "), embedding)  # whitespace-normalised, cached
+    plain = clip_model.encode_prompt("red car", templates=())
     assert plain.shape == (512,) and not torch.allclose(plain, embedding)
 
 
-def test_encode_text(clip) -> None:
-    features = clip.encode_text(["a dog", "a cat", "a very long prompt " * 40])  # truncated to 77 tokens
+def test_encode_text(clip_model) -> None:
+    features = clip_model.encode_text(
+        ["a dog", "a cat", "a very long prompt " * 40]
+    )  # truncated to 77 tokens
     assert features.shape == (3, 512)
     assert torch.allclose(features.norm(dim=1), torch.ones(3), atol=1e-5)
-    assert clip.encode_text([]).shape == (0, 512)
+    assert clip_model.encode_text([]).shape == (0, 512)
     with pytest.raises(TypeError):
-        clip.encode_text("not a list")
+        clip_model.encode_text("not a list")
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", None])
-def test_empty_prompt(clip, prompt) -> None:
+def test_empty_prompt(clip_model, prompt) -> None:
     with pytest.raises(InputError, match="prompt is empty"):
-        clip.encode_prompt(prompt)
+        clip_model.encode_prompt(prompt)
 
 
-def test_encode_images(clip) -> None:
+def test_encode_images(clip_model) -> None:
     images = [frame(96, 128), frame(300, 200), frame(224, 224), frame(40, 400), frame(7, 9)]
-    features = clip.encode_images(images, batch_size=2)
+    features = clip_model.encode_images(images, batch_size=2)
     assert features.shape == (5, 512) and features.dtype == torch.float32
     assert torch.allclose(features.norm(dim=1), torch.ones(5), atol=1e-5)
-    alone = clip.encode_images(images[:1])
+    alone = clip_model.encode_images(images[:1])
     assert torch.allclose(alone[0], features[0], atol=1e-4)  # batching does not change results
-    assert clip.encode_images([]).shape == (0, 512)
+    assert clip_model.encode_images([]).shape == (0, 512)
 
 
 @pytest.mark.parametrize(
@@ -338,18 +344,18 @@ def test_encode_images(clip) -> None:
     [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 4), np.uint8), np.zeros((10, 10, 3), np.float32)],
     ids=["gray", "rgba", "float"],
 )
-def test_encode_images_rejects(clip, bad) -> None:
+def test_encode_images_rejects(clip_model, bad) -> None:
     with pytest.raises(ValueError, match="H×W×3 uint8"):
-        clip.encode_images([bad])
+        clip_model.encode_images([bad])
 
 
 @pytest.mark.parametrize("shape", [(96, 128), (300, 200), (224, 224), (31, 500)])
-def test_torch_preprocessing_matches_open_clip(clip, shape) -> None:
+def test_torch_preprocessing_matches_open_clip(clip_model, shape) -> None:
     from PIL import Image
 
     image = frame(*shape)
-    ours = clip._prepare(image)
-    theirs = clip.preprocess(Image.fromarray(image))
+    ours = clip_model._prepare(image)
+    theirs = clip_model.preprocess(Image.fromarray(image))
     assert ours.shape == theirs.shape == (3, 224, 224)
     assert (ours - theirs).abs().mean().item() < 0.02  # PIL vs torch resampling differ slightly
 
@@ -362,25 +368,25 @@ def test_clip_preprocessing_follows_the_pretrained_tag() -> None:
     assert cfg["mean"] == (0.5, 0.5, 0.5)  # the reason load_clip passes the tag's values on
 
 
-def test_clip_checkpoint_loading(clip, monkeypatch, tmp_path) -> None:
+def test_clip_checkpoint_loading(clip_model, monkeypatch, tmp_path) -> None:
     """Strict loading through open_clip.load_checkpoint (file reading stubbed: a real one is 600 MB)."""
     import open_clip.factory
 
-    spec = models.clip_spec(clip.name)
-    state = {name: tensor.clone() for name, tensor in clip.model.state_dict().items()}
+    spec = models.clip_spec(clip_model.name)
+    state = {name: tensor.clone() for name, tensor in clip_model.model.state_dict().items()}
     monkeypatch.setattr(open_clip.factory, "load_state_dict", lambda *args, **kwargs: dict(state))
-    models._load_clip_checkpoint(clip.model, tmp_path / "fine.safetensors", spec)  # a perfect fit loads
+    models._load_clip_checkpoint(clip_model.model, tmp_path / "fine.safetensors", spec)  # a perfect fit loads
 
     state["visual.surprise"] = torch.zeros(2)
     with pytest.raises(CheckpointError, match=r"1 unexpected key\(s\) \(visual.surprise\)"):
-        models._load_clip_checkpoint(clip.model, tmp_path / "odd.safetensors", spec)
+        models._load_clip_checkpoint(clip_model.model, tmp_path / "odd.safetensors", spec)
 
 
-def test_damaged_clip_file(clip, tmp_path) -> None:
+def test_damaged_clip_file(clip_model, tmp_path) -> None:
     path = tmp_path / "ViT-B-32__laion2b_s34b_b79k.safetensors"
     path.write_bytes(b"\x00" * 64)
     with pytest.raises(CheckpointError, match="could not be read"):
-        models._load_clip_checkpoint(clip.model, path, models.clip_spec(clip.name))
+        models._load_clip_checkpoint(clip_model.model, path, models.clip_spec(clip_model.name))
 
 
 # ------------------------------------------------------------------ SAM 1

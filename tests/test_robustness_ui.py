@@ -37,6 +37,7 @@ from tracker.settings import Settings
 from tracker.types import FrameResult
 from ui import text
 from ui.handlers import Handlers, display_scale
+from ui.review import ReviewLoop
 from ui.services import Services
 from ui.state import SessionStore, UISession
 
@@ -56,7 +57,7 @@ def app(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
+def tiny_video(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("clip"))  # 3 frames, 128×96
 
 
@@ -75,9 +76,9 @@ def raised_message(call, *args) -> str:
     return message
 
 
-def with_work(app: Handlers, clip: Path) -> UISession:
+def with_work(app: Handlers, tiny_video: Path) -> UISession:
     """A session with an object and every frame "tracked" (masks put in the store, no model)."""
-    session, _ = app.on_video(None, str(clip), "fast")
+    session, _ = app.on_video(None, str(tiny_video), "fast")
     ws = session.workspace
     obj = ws.add_object("disc")
     mask = np.zeros((ws.info.height, ws.info.width), bool)
@@ -107,9 +108,9 @@ BAD_UPLOADS = [
 
 
 @pytest.mark.parametrize(("maker", "limits", "fragment"), BAD_UPLOADS)
-def test_bad_upload_is_one_line_and_keeps_the_current_work(tmp_path, clip, maker, limits, fragment):
+def test_bad_upload_is_one_line_and_keeps_the_current_work(tmp_path, tiny_video, maker, limits, fragment):
     app = real_app(tmp_path / "sessions", **limits)
-    session = with_work(app, clip)
+    session = with_work(app, tiny_video)
     before = snapshot(session)
     folders = sorted(p.name for p in session.workdir.iterdir())
     message = raised_message(app.on_video, session, str(maker(tmp_path)), "fast")
@@ -136,7 +137,7 @@ def test_odd_uploads_open_at_the_working_size(app, tmp_path, maker, width, heigh
         assert steps == {1, 2}
 
 
-def test_the_batch_api_refuses_bad_and_long_videos(tmp_path, clip):
+def test_the_batch_api_refuses_bad_and_long_videos(tmp_path, tiny_video):
     app = real_app(tmp_path / "sessions", max_frames=30)
     assert "not a video FFmpeg can read" in raised_message(
         app.api_track, str(make_text_as_mp4(tmp_path)), "a disc"
@@ -144,16 +145,16 @@ def test_the_batch_api_refuses_bad_and_long_videos(tmp_path, clip):
     assert "more than the limit of 30 frames" in raised_message(
         app.api_track, str(make_long(tmp_path)), "a disc"
     )
-    assert "whole number" in raised_message(app.api_track, str(clip), "a disc", "", "", float("nan"))
+    assert "whole number" in raised_message(app.api_track, str(tiny_video), "a disc", "", "", float("nan"))
     app.store.stray_age = -1  # both runs released their folders: an age sweep may take them now
     assert len([p for p in app.store.sweep() if p.name.startswith("api-")]) == 2
 
 
 # -- prompts ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("prompt", ["", "   ", "\x00\x1b"], ids=["empty", "whitespace", "control-characters"])
-def test_unusable_prompt_is_one_line(app, clip, prompt):
-    session, _ = app.on_video(None, str(clip), "fast")
-    message = raised_message(app.find, session, str(clip), prompt, "", "fast")
+def test_unusable_prompt_is_one_line(app, tiny_video, prompt):
+    session, _ = app.on_video(None, str(tiny_video), "fast")
+    message = raised_message(app.find, session, str(tiny_video), prompt, "", "fast")
     assert message in (text.NO_PROMPT, "Type what to follow, e.g. 'red shoes'.")
     assert session.workspace.candidates == []
 
@@ -163,12 +164,12 @@ def test_unusable_prompt_is_one_line(app, clip, prompt):
     [("red disc " * 1200, "CLIP reads about 300"), ("赤いボール", "in English"), ("roter Kreis", None)],
     ids=["10000-characters", "japanese", "plain-german"],
 )
-def test_long_or_non_english_prompt_works_with_a_warning(tmp_path, clip, prompt, note):
+def test_long_or_non_english_prompt_works_with_a_warning(tmp_path, tiny_video, prompt, note):
     app = Handlers(standin_services(tmp_path / "s"), SessionStore(tmp_path / "s"))
-    session, _ = app.on_video(None, str(clip), "fast")
+    session, _ = app.on_video(None, str(tiny_video), "fast")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        views = list(app.find(session, str(clip), prompt, "", "fast"))
+        views = list(app.find(session, str(tiny_video), prompt, "", "fast"))
     shown = [str(w.message) for w in caught]
     assert views[-1].gallery  # it works
     assert (note is None and not shown) or any(note in m for m in shown), shown
@@ -205,8 +206,8 @@ BAD_EDITS = [
 
 
 @pytest.mark.parametrize(("edit", "fragment"), BAD_EDITS)
-def test_bad_edit_after_tracking_keeps_the_results(app, clip, edit, fragment):
-    session = with_work(app, clip)
+def test_bad_edit_after_tracking_keeps_the_results(app, tiny_video, edit, fragment):
+    session = with_work(app, tiny_video)
     before = snapshot(session)
     assert fragment in edit(app, session)
     after = snapshot(session)
@@ -215,8 +216,8 @@ def test_bad_edit_after_tracking_keeps_the_results(app, clip, edit, fragment):
 
 
 @pytest.mark.parametrize(("edit", "fragment"), BAD_EDITS[:-1])  # nothing to erase without a mask
-def test_bad_edit_on_a_fresh_video_makes_no_empty_object(app, clip, edit, fragment):
-    session, _ = app.on_video(None, str(clip), "fast")
+def test_bad_edit_on_a_fresh_video_makes_no_empty_object(app, tiny_video, edit, fragment):
+    session, _ = app.on_video(None, str(tiny_video), "fast")
     assert fragment in edit(app, session)
     assert session.workspace.objects == {} and session.workspace.history() == []
 
@@ -231,9 +232,9 @@ def standin(tmp_path, monkeypatch):
     store.close_all()
 
 
-def tracking(app: Handlers, clip: Path):
+def tracking(app: Handlers, tiny_video: Path):
     """A session with one object and a track run started (two frames done, generator suspended)."""
-    session, _ = app.on_video(None, str(clip), "balanced")
+    session, _ = app.on_video(None, str(tiny_video), "balanced")
     app.click(session, select([200, 150]))
     run = app.track(session, "forward")
     next(run)
@@ -242,8 +243,8 @@ def tracking(app: Handlers, clip: Path):
     return session, run
 
 
-def test_stop_then_track_again_finishes_the_video(standin, clip):
-    session, run = tracking(standin, clip)
+def test_stop_then_track_again_finishes_the_video(standin, tiny_video):
+    session, run = tracking(standin, tiny_video)
     standin.stop(session)
     rest = list(run)
     assert "Stopped" in rest[-1].status
@@ -259,8 +260,8 @@ def test_stop_then_track_again_finishes_the_video(standin, clip):
      ("on_video", (None, "balanced")), ("open_project", ("p.json",))],
     ids=["remove-object", "undo", "redo", "clear-frame", "click", "clear-video", "open-project"],
 )  # fmt: skip
-def test_edits_wait_while_tracking(standin, clip, action, args):
-    session, run = tracking(standin, clip)
+def test_edits_wait_while_tracking(standin, tiny_video, action, args):
+    session, run = tracking(standin, tiny_video)
     ws = session.workspace
     objects, prompts = dict(ws.objects), ws.prompts()
     message = raised_message(getattr(standin, action), session, *args)
@@ -271,8 +272,8 @@ def test_edits_wait_while_tracking(standin, clip, action, args):
     assert "Cleared this frame" in standin.clear_frame(session).status  # edits work again afterwards
 
 
-def test_uploading_another_video_while_tracking_is_refused(standin, clip, tmp_path):
-    session, run = tracking(standin, clip)
+def test_uploading_another_video_while_tracking_is_refused(standin, tiny_video, tmp_path):
+    session, run = tracking(standin, tiny_video)
     other = make_clip(tmp_path, frames=2)
     assert "press Stop" in raised_message(standin.on_video, session, str(other), "balanced")
     assert session.workspace.info.num_frames == 3
@@ -281,19 +282,19 @@ def test_uploading_another_video_while_tracking_is_refused(standin, clip, tmp_pa
 
 # -- project files ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(("make", "fragment"), BAD_PROJECTS)
-def test_bad_project_upload_keeps_the_current_work(app, clip, tmp_path, make, fragment):
-    session = with_work(app, clip)
+def test_bad_project_upload_keeps_the_current_work(app, tiny_video, tmp_path, make, fragment):
+    session = with_work(app, tiny_video)
     before = snapshot(session)
-    project = make(clip, tmp_path / "project.json")
+    project = make(tiny_video, tmp_path / "project.json")
     assert fragment in raised_message(app.open_project, session, str(project))
     after = snapshot(session)
     assert after[:5] == before[:5] and after[5] == before[5]
 
 
-def test_project_restores_the_work_after_a_restart(tmp_path, clip, one_hub):
+def test_project_restores_the_work_after_a_restart(tmp_path, tiny_video, one_hub):
     """Track with the real models, save the project, "restart" (new services, new sessions), load it."""
     first = real_app(tmp_path / "before")
-    session, _ = first.on_video(None, str(clip), "fast")
+    session, _ = first.on_video(None, str(tiny_video), "fast")
     first.click(session, select([64 * 5, 48 * 5]))  # the frame centre, shown 5× larger
     first.add_object(session)
     first.set_mode(session, "box")
@@ -310,12 +311,12 @@ def test_project_restores_the_work_after_a_restart(tmp_path, clip, one_hub):
         ws.prompt_text,
     )
     downloaded = tmp_path / "my project.json"  # what the browser saved
-    shutil.copyfile(first.prepare_downloads(session).project_button["value"], downloaded)
+    shutil.copyfile(ReviewLoop(first).prepare_downloads(session).project_button["value"], downloaded)
     first.store.close_all()
     assert not session.workdir.exists()
 
     second = real_app(tmp_path / "after")  # a fresh server: nothing in memory, an empty temp folder
-    fresh, _ = second.on_video(None, str(clip), "fast")
+    fresh, _ = second.on_video(None, str(tiny_video), "fast")
     view = second.open_project(fresh, str(downloaded))
     ws2 = fresh.workspace
     assert "Project opened: 2 object(s)" in view.status
@@ -327,7 +328,7 @@ def test_project_restores_the_work_after_a_restart(tmp_path, clip, one_hub):
     )
     assert restored[:2] == expected[:2] and restored[3] == expected[3]
     assert restored[2] == expected[2] and len(restored[2]) == 3  # the tracked masks, every frame
-    assert second.review_view(fresh).frame is not None
+    assert ReviewLoop(second).review_view(fresh).frame is not None
     second.store.close_all()
 
 
@@ -338,12 +339,12 @@ def _disk_full(*args, **kwargs):
     raise OSError(28, "No space left on device")
 
 
-def test_a_failed_project_save_keeps_the_previous_file(tmp_path, clip, monkeypatch):
+def test_a_failed_project_save_keeps_the_previous_file(tmp_path, tiny_video, monkeypatch):
     from tracker.project import Project
     from tracker.results import ResultStore
     from tracker.video import probe
 
-    info = probe(clip)
+    info = probe(tiny_video)
     path = tmp_path / "project.json"
     Project.create(info, REAL).save(path, store=ResultStore(info.width, info.height, info.num_frames))
     saved = path.read_bytes()
@@ -354,13 +355,13 @@ def test_a_failed_project_save_keeps_the_previous_file(tmp_path, clip, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project.json"]  # no temp file left
 
 
-def test_a_failed_export_keeps_the_previous_files(tmp_path, clip, monkeypatch):
+def test_a_failed_export_keeps_the_previous_files(tmp_path, tiny_video, monkeypatch):
     from tracker.export import export_all
     from tracker.results import ResultStore
     from tracker.types import TrackedObject
     from tracker.video import probe
 
-    info = probe(clip)
+    info = probe(tiny_video)
     store = ResultStore(info.width, info.height, info.num_frames)
     mask = np.zeros((info.height, info.width), bool)
     mask[10:40, 10:40] = True

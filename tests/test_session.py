@@ -132,19 +132,21 @@ def prompted_session(predictor, video):
 @pytest.mark.parametrize(
     ("direction", "start", "end", "max_frames", "expected"),
     [
-        ("both", None, None, None, [5, 6, 7, 8, 9, 10, 11, 4, 3, 2, 1, 0]),
+        ("both", None, None, None, [4, 3, 2, 1, 0, 5, 6, 7, 8, 9, 10, 11]),  # backward leg first
         ("forward", 3, None, 4, [3, 4, 5, 6]),
         ("forward", 9, 10, None, [9, 10]),
         ("backward", 8, None, 3, [8, 7, 6]),
         ("backward", None, 2, None, [5, 4, 3, 2]),  # backward defaults to the latest prompted frame
         ("backward", 0, None, None, [0]),  # SAM 2's own propagate_in_video skips this one
-        ("both", 7, None, 2, [7, 8, 6, 5]),
+        ("both", 7, None, 2, [6, 5, 7, 8]),
         ("both", 0, None, 2, [0, 1]),
     ],
 )
 def test_propagate_order(prompted_session, direction, start, end, max_frames, expected):
     session = prompted_session
     assert session.planned_frames(start, end, direction, max_frames) == len(expected)
+    legs = session.plan(start, end, direction, max_frames)
+    assert [f for leg in legs for f in leg.frames()] == expected  # the plan is what runs
     results = list(session.propagate(start, end, direction, max_frames=max_frames))
     assert [r.frame_idx for r in results] == expected
     for result in results:
@@ -290,8 +292,16 @@ def test_correction_becomes_conditioning_and_survives_retracking(predictor, vide
         assert result.frame_idx == 1 and session.prompted_frames() == {1: [1]}
 
 
-def test_lazy_session_matches_plain_sam2(predictor, tmp_path):
-    """Same click, same decoded JPEG pixels: every frame's mask equals plain SAM 2's."""
+@pytest.mark.parametrize(
+    ("plain_order", "legs"),
+    [
+        ((True, False), ["both"]),  # "both": backward first, as plain SAM 2 run backward then forward
+        ((False, True), ["forward", "backward"]),  # one call each way, forward first
+    ],
+    ids=["both", "forward-then-backward"],
+)
+def test_lazy_session_matches_plain_sam2(predictor, tmp_path, plain_order, legs):
+    """Same click, same decoded JPEG pixels: every frame's mask equals plain SAM 2's, in either order."""
     frames = jpeg_video(tmp_path / "jpg", 8)
     truth = [masks for _, masks in render(8, WIDTH, HEIGHT)]
     prompt = click(truth, 3)
@@ -299,13 +309,16 @@ def test_lazy_session_matches_plain_sam2(predictor, tmp_path):
     state = predictor.init_state(str(tmp_path / "jpg"))
     predictor.add_new_points_or_box(state, 3, 1, points=prompt.points, labels=prompt.labels)
     plain = {}
-    for reverse in (False, True):
+    for reverse in plain_order:
         for frame_idx, _, logits in predictor.propagate_in_video(state, reverse=reverse):
             plain.setdefault(frame_idx, FrameResult.from_sam2(frame_idx, [1], logits.numpy()).masks)
 
     with TrackingSession(predictor, ListFrames(frames)) as session:
         session.add_prompt(prompt)
-        ours = {r.frame_idx: r.masks for r in session.propagate()}
+        ours = {}
+        for direction in legs:
+            for result in session.propagate(start_frame=3, direction=direction):
+                ours.setdefault(result.frame_idx, result.masks)
     assert sorted(ours) == list(range(8))
     for frame_idx, masks in plain.items():
         assert np.array_equal(ours[frame_idx], masks), f"frame {frame_idx} differs"

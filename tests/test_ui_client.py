@@ -16,7 +16,6 @@ import pytest
 from gradio_client import Client, handle_file
 
 from tests.standin_workspace import standin_services
-from tests.synthetic import make_video
 from ui.app import build_demo
 
 
@@ -24,13 +23,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("client") / "shapes.mp4"
-    make_video(path, num_frames=10, width=192, height=144, fps=8)
-    return path
 
 
 def launched(services):
@@ -48,7 +40,7 @@ def check_result(result) -> None:
     assert summary.startswith("Tracked ") and "The zip holds" in summary, summary
 
 
-def test_only_track_and_candidates_are_public_and_they_work(tmp_path, clip):
+def test_only_track_and_candidates_are_public_and_they_work(tmp_path, small_video):
     demo, url = launched(standin_services(tmp_path / "sessions"))
     try:
         client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
@@ -56,24 +48,24 @@ def test_only_track_and_candidates_are_public_and_they_work(tmp_path, clip):
         assert list(api["named_endpoints"]) == ["/track", "/candidates"]
         assert not api["unnamed_endpoints"]
         summary, rows, best = client.predict(
-            video=handle_file(str(clip)), prompt="red disc", max_candidates=3, api_name="/candidates"
+            video=handle_file(str(small_video)), prompt="red disc", max_candidates=3, api_name="/candidates"
         )
         assert 1 <= len(rows) <= 3 and rows[0]["rank"] == 1 and "frame" in rows[0], rows
         assert summary.startswith(f"{len(rows)} candidate") or "listed" in summary, summary
         assert Path(best).suffix == ".png"
         result = client.predict(
-            video=handle_file(str(clip)), prompt="red disc", negative_prompt="", preset="fast", max_objects=2,
+            video=handle_file(str(small_video)), prompt="red disc", negative_prompt="", preset="fast", max_objects=2,
             api_name="/track",
         )  # fmt: skip
         check_result(result)
         with pytest.raises(Exception, match="Type what to follow"):
-            client.predict(video=handle_file(str(clip)), prompt=" ", api_name="/track")
+            client.predict(video=handle_file(str(small_video)), prompt=" ", api_name="/track")
     finally:
         demo.close()
 
 
 @pytest.mark.slow
-def test_track_endpoint_with_random_weights(tmp_path, clip):
+def test_track_endpoint_with_random_weights(tmp_path, small_video):
     from tracker.settings import Settings
     from ui.services import Services
 
@@ -84,7 +76,7 @@ def test_track_endpoint_with_random_weights(tmp_path, clip):
     demo, url = launched(services)
     try:
         client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
-        result = client.predict(video=handle_file(str(clip)), prompt="a red disc", api_name="/track")
+        result = client.predict(video=handle_file(str(small_video)), prompt="a red disc", api_name="/track")
         check_result(result)
     finally:
         demo.close()

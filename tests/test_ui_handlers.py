@@ -13,19 +13,12 @@ import numpy as np
 import pytest
 
 from tests.standin_workspace import StandInWorkspace, standin_services
-from tests.synthetic import make_video
 from ui import text
 from ui.app import build_demo
 from ui.handlers import Handlers
+from ui.review import ReviewLoop
 from ui.services import MissingWeights
 from ui.state import SessionStore, UISession
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("clips") / "shapes.mp4"
-    make_video(path, num_frames=12, width=160, height=120, fps=12)
-    return path
 
 
 @pytest.fixture
@@ -41,34 +34,34 @@ def select(index) -> gr.SelectData:
     return gr.SelectData(None, {"index": index, "value": None})
 
 
-def opened(app: Handlers, clip: Path) -> UISession:
-    session, estimate = app.on_video(None, str(clip), "balanced")
+def opened(app: Handlers, small_video: Path) -> UISession:
+    session, estimate = app.on_video(None, str(small_video), "balanced")
     assert session.workspace is not None
     return session
 
 
-def found(app: Handlers, clip: Path, prompt: str = "red disc") -> UISession:
-    session = opened(app, clip)
-    views = list(app.find(session, str(clip), prompt, "", "balanced"))
+def found(app: Handlers, small_video: Path, prompt: str = "red disc") -> UISession:
+    session = opened(app, small_video)
+    views = list(app.find(session, str(small_video), prompt, "", "balanced"))
     assert views[-1].gallery
     return session
 
 
-def picked(app: Handlers, clip: Path) -> UISession:
-    session = found(app, clip)
+def picked(app: Handlers, small_video: Path) -> UISession:
+    session = found(app, small_video)
     app.pick_candidate(session, select(0))
     return session
 
 
-def tracked(app: Handlers, clip: Path) -> UISession:
-    session = picked(app, clip)
+def tracked(app: Handlers, small_video: Path) -> UISession:
+    session = picked(app, small_video)
     list(app.track(session, "both"))
     return session
 
 
 # -- step 1 -------------------------------------------------------------------------------------
-def test_upload_opens_the_video_and_estimates(app, clip):
-    session, estimate = app.on_video(None, str(clip), "balanced")
+def test_upload_opens_the_video_and_estimates(app, small_video):
+    session, estimate = app.on_video(None, str(small_video), "balanced")
     assert isinstance(session.workspace, StandInWorkspace)
     assert "12 frames" in estimate and "about" in estimate
     _, fast = app.on_preset(session, "fast")
@@ -76,8 +69,8 @@ def test_upload_opens_the_video_and_estimates(app, clip):
     assert session.workspace.settings.preset == "fast"  # nothing picked yet: reopened with it
 
 
-def test_clearing_the_video_resets_the_session(app, clip):
-    session = opened(app, clip)
+def test_clearing_the_video_resets_the_session(app, small_video):
+    session = opened(app, small_video)
     workspace = session.workspace
     session, estimate = app.on_video(session, None, "balanced")
     assert session.workspace is None and workspace.closed and estimate == ""
@@ -95,9 +88,9 @@ def test_a_file_that_is_not_a_video_is_one_sentence(app, tmp_path):
 
 
 # -- step 2 -------------------------------------------------------------------------------------
-def test_find_streams_candidates_as_frames_finish(app, clip):
-    session = opened(app, clip)
-    views = list(app.find(session, str(clip), "red disc", "", "balanced"))
+def test_find_streams_candidates_as_frames_finish(app, small_video):
+    session = opened(app, small_video)
+    views = list(app.find(session, str(small_video), "red disc", "", "balanced"))
     sizes = [len(v.gallery) for v in views]
     assert sizes[0] == 0  # the page says something before any model work
     assert sizes[1] > 0 and sizes[1] < sizes[-1]  # first frame's candidates before the rest
@@ -114,19 +107,19 @@ def test_find_streams_candidates_as_frames_finish(app, clip):
         ("clip", "   ", text.NO_PROMPT),
     ],
 )
-def test_find_needs_a_video_and_a_prompt(app, clip, video, prompt, message):
+def test_find_needs_a_video_and_a_prompt(app, small_video, video, prompt, message):
     with pytest.raises(gr.Error) as raised:
-        list(app.find(None, str(clip) if video else None, prompt, "", "balanced"))
+        list(app.find(None, str(small_video) if video else None, prompt, "", "balanced"))
     assert raised.value.message == message
 
 
-def test_validator_marks_the_missing_inputs(clip):
+def test_validator_marks_the_missing_inputs(small_video):
     checks = Handlers.validate_find(None, None, "", "", "fast")
     assert [c["is_valid"] for c in checks] == [True, False, False, True, True]
 
 
-def test_picking_a_candidate_follows_it_once(app, clip):
-    session = found(app, clip)
+def test_picking_a_candidate_follows_it_once(app, small_video):
+    session = found(app, small_video)
     ws = session.workspace
     view = app.pick_candidate(session, select(1))
     assert list(ws.objects) == [1] and session.object_id == 1
@@ -141,8 +134,8 @@ def test_picking_a_candidate_follows_it_once(app, clip):
     assert "✓ object 2" in captions[0] and "✓ object 1" in captions[1]
 
 
-def test_use_selected_restarts_the_current_object(app, clip):
-    session = found(app, clip)
+def test_use_selected_restarts_the_current_object(app, small_video):
+    session = found(app, small_video)
     with pytest.raises(gr.Error):
         app.use_selected(session)
     app.pick_candidate(session, select(0))
@@ -163,8 +156,8 @@ def test_use_selected_restarts_the_current_object(app, clip):
         ("box", [(20, 20)], None, False),  # one corner: nothing sent yet
     ],
 )
-def test_clicks_by_mode(app, clip, mode, clicks, expected_labels, has_box):
-    session = opened(app, clip)
+def test_clicks_by_mode(app, small_video, mode, clicks, expected_labels, has_box):
+    session = opened(app, small_video)
     app.set_mode(session, mode)
     error = None
     for x, y in clicks:
@@ -185,8 +178,8 @@ def test_clicks_by_mode(app, clip, mode, clicks, expected_labels, has_box):
     assert prompt.labels == expected_labels and (prompt.box is not None) == has_box
 
 
-def test_a_click_with_no_object_makes_one_and_updates_the_mask(app, clip):
-    session = opened(app, clip)
+def test_a_click_with_no_object_makes_one_and_updates_the_mask(app, small_video):
+    session = opened(app, small_video)
     before = app.refine(session).frame
     view = app.click(session, select([80, 60]))
     assert list(session.workspace.objects) == [1]
@@ -196,8 +189,8 @@ def test_a_click_with_no_object_makes_one_and_updates_the_mask(app, clip):
     assert session.workspace.prompts()[0].labels == [1, 0]
 
 
-def test_frame_slider_object_list_and_editing(app, clip):
-    session = picked(app, clip)
+def test_frame_slider_object_list_and_editing(app, small_video):
+    session = picked(app, small_video)
     view = app.goto_frame(session, 7)
     assert session.frame_idx == 7 and view.slider["value"] == 7
     app.add_object(session)
@@ -216,8 +209,8 @@ def test_frame_slider_object_list_and_editing(app, clip):
     assert list(session.workspace.objects) == [2]
 
 
-def test_clear_and_undo_on_a_frame(app, clip):
-    session = opened(app, clip)
+def test_clear_and_undo_on_a_frame(app, small_video):
+    session = opened(app, small_video)
     app.click(session, select([50, 50]))
     assert session.workspace.prompts()
     view = app.clear_frame(session)
@@ -231,8 +224,8 @@ def test_clear_and_undo_on_a_frame(app, clip):
     ("mode", "expected_area"),
     [("replace", 400), ("add", None), ("erase", None)],
 )
-def test_brush(app, clip, mode, expected_area):
-    session = opened(app, clip)
+def test_brush(app, small_video, mode, expected_area):
+    session = opened(app, small_video)
     app.click(session, select([80, 60]))
     clicked = session.workspace.result_at(0).mask_of(1)
     _, editor, where = app.load_brush(session)
@@ -258,24 +251,24 @@ def test_small_videos_are_shown_enlarged(width, scale):
     assert display_scale(width) == scale
 
 
-def test_clicks_on_the_enlarged_picture_land_on_video_pixels(app, clip):
-    session = opened(app, clip)
+def test_clicks_on_the_enlarged_picture_land_on_video_pixels(app, small_video):
+    session = opened(app, small_video)
     view = app.refine(session)
     assert view.frame.shape == (480, 640, 3)  # the 160×120 clip, shown 4× larger
     app.click(session, select([400, 200]))
     assert session.workspace.prompts()[0].points == [(100.0, 50.0)]
 
 
-def test_brush_layer_at_another_size_is_scaled(app, clip):
-    session = opened(app, clip)
+def test_brush_layer_at_another_size_is_scaled(app, small_video):
+    session = opened(app, small_video)
     layer = np.zeros((240, 320, 4), np.uint8)
     layer[100:140, 140:180, 3] = 255
     app.apply_brush(session, {"background": None, "layers": [layer], "composite": None}, "replace")
     assert session.workspace.result_at(0).mask_of(1).sum() == 400
 
 
-def test_empty_brush_is_refused(app, clip):
-    session = opened(app, clip)
+def test_empty_brush_is_refused(app, small_video):
+    session = opened(app, small_video)
     with pytest.raises(gr.Error) as raised:
         app.apply_brush(
             session,
@@ -287,10 +280,10 @@ def test_empty_brush_is_refused(app, clip):
 
 # -- step 4–6 -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("streaming", [False, True])
-def test_track_streams_and_ends_with_the_overlay(tmp_path, clip, streaming):
+def test_track_streams_and_ends_with_the_overlay(tmp_path, small_video, streaming):
     store = SessionStore(tmp_path / "s")
     app = Handlers(standin_services(tmp_path / "s", streaming=streaming), store)
-    session = found(app, clip)
+    session = found(app, small_video)
     app.pick_candidate(session, select(2))  # a candidate on the middle frame: both directions
     views = list(app.track(session, "both"))
     final = views[-1]
@@ -302,20 +295,21 @@ def test_track_streams_and_ends_with_the_overlay(tmp_path, clip, streaming):
     else:
         assert Path(final.video).is_file()
         assert any(isinstance(v.live, dict) and v.live.get("visible") for v in views)
-    review = app.review_view(session)
+    loop = ReviewLoop(app)  # step 5
+    review = loop.review_view(session)
     assert review.frame is not None and review.slider["maximum"] == 11
-    image, status = app.review_frame(session, 3)
+    image, status, _, _ = loop.review_frame(session, 3)
     assert image.shape == (480, 640, 3) and "Frame 3" in status  # shown 4× larger
-    assert app.fix_frame(session, 3).slider["value"] == 3
+    assert loop.fix_frame(session, 3).slider["value"] == 3
     store.close_all()
 
 
 @pytest.mark.parametrize("streaming", [False, True])
 @pytest.mark.parametrize("direction", ["forward", "backward"])
-def test_one_way_runs_still_end_with_a_video(tmp_path, clip, streaming, direction):
+def test_one_way_runs_still_end_with_a_video(tmp_path, small_video, streaming, direction):
     store = SessionStore(tmp_path / "s")
     app = Handlers(standin_services(tmp_path / "s", streaming=streaming), store)
-    session = found(app, clip)
+    session = found(app, small_video)
     app.pick_candidate(session, select(2))
     final = list(app.track(session, direction))[-1]
     assert "Done" in final.status
@@ -323,17 +317,17 @@ def test_one_way_runs_still_end_with_a_video(tmp_path, clip, streaming, directio
     store.close_all()
 
 
-def test_track_without_objects_says_so(app, clip):
-    session = opened(app, clip)
+def test_track_without_objects_says_so(app, small_video):
+    session = opened(app, small_video)
     with pytest.raises(gr.Error) as raised:
         list(app.track(session, "both"))
     assert "Nothing to track" in raised.value.message
     assert not session.tracking
 
 
-def test_stop_keeps_what_was_done(app, clip, monkeypatch):
+def test_stop_keeps_what_was_done(app, small_video, monkeypatch):
     monkeypatch.setattr(StandInWorkspace, "track_delay", 0.02)
-    session = picked(app, clip)
+    session = picked(app, small_video)
     run = app.track(session, "forward")
     next(run)
     next(run)
@@ -346,16 +340,16 @@ def test_stop_keeps_what_was_done(app, clip, monkeypatch):
     assert "kept" in app.after_stop(session).status
 
 
-def test_stop_with_nothing_running_changes_nothing(app, clip):
-    session = picked(app, clip)
+def test_stop_with_nothing_running_changes_nothing(app, small_video):
+    session = picked(app, small_video)
     assert app.stop(session) == gr.skip()
     assert not session.cancel.is_set()
     assert all(value == gr.skip() for value in app.after_stop(session)[1:])
 
 
-def test_after_stop_when_gradio_cancelled_the_generator(app, clip, monkeypatch):
+def test_after_stop_when_gradio_cancelled_the_generator(app, small_video, monkeypatch):
     monkeypatch.setattr(StandInWorkspace, "track_delay", 0.02)
-    session = picked(app, clip)
+    session = picked(app, small_video)
     run = app.track(session, "forward")
     next(run)
     next(run)
@@ -366,16 +360,17 @@ def test_after_stop_when_gradio_cancelled_the_generator(app, clip, monkeypatch):
     assert "kept" in view.status
 
 
-def test_downloads_and_project_round_trip(app, clip, tmp_path):
-    assert app.prepare_downloads(None).status == text.NOTHING_TRACKED
-    session = tracked(app, clip)
-    view = app.prepare_downloads(session)
+def test_downloads_and_project_round_trip(app, small_video, tmp_path):
+    loop = ReviewLoop(app)  # steps 5 and 6
+    assert loop.prepare_downloads(None).status == text.NOTHING_TRACKED
+    session = tracked(app, small_video)
+    view = loop.prepare_downloads(session)
     names = [Path(p).name for p in view.files]
     assert names[0] == "annotations.zip" and "project.json" in names
     assert "masks" not in names  # folders go in the zip only
     assert zipfile.is_zipfile(view.zip_button["value"])
     project = view.project_button["value"]
-    other = app.on_video(None, str(clip), "balanced")[0]
+    other = app.on_video(None, str(small_video), "balanced")[0]
     opened_view = app.open_project(other, project)
     assert list(other.workspace.objects) == [1] and "Project opened" in opened_view.status
 
@@ -388,16 +383,16 @@ def test_open_project_needs_the_video_first(app, tmp_path):
     assert "Upload the video" in raised.value.message
 
 
-def test_batch_api_returns_overlay_and_zip(app, clip):
-    overlay, archive = app.api_track(str(clip), "red disc", "", "fast", 2)
+def test_batch_api_returns_overlay_and_zip(app, small_video):
+    overlay, archive = app.api_track(str(small_video), "red disc", "", "fast", 2)
     assert Path(overlay).suffix == ".mp4" and zipfile.is_zipfile(archive)
     with pytest.raises(gr.Error) as raised:
-        app.api_track(str(clip), "", "", "", 1)
+        app.api_track(str(small_video), "", "", "", 1)
     assert raised.value.message == text.NO_PROMPT
 
 
-def test_unexpected_errors_are_logged_not_shown(app, clip, monkeypatch, caplog):
-    session = opened(app, clip)
+def test_unexpected_errors_are_logged_not_shown(app, small_video, monkeypatch, caplog):
+    session = opened(app, small_video)
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("internal detail")
@@ -411,7 +406,7 @@ def test_unexpected_errors_are_logged_not_shown(app, clip, monkeypatch, caplog):
 
 
 # -- sessions -----------------------------------------------------------------------------------
-def test_sessions_are_private_and_cleaned_up(tmp_path, clip):
+def test_sessions_are_private_and_cleaned_up(tmp_path, small_video):
     store = SessionStore(tmp_path / "root")
     app = Handlers(standin_services(tmp_path / "root"), store)
 
@@ -419,8 +414,8 @@ def test_sessions_are_private_and_cleaned_up(tmp_path, clip):
         def __init__(self, session_hash):
             self.session_hash = session_hash
 
-    a, _ = app.on_video(None, str(clip), "balanced", Request("aaa"))
-    b, _ = app.on_video(None, str(clip), "balanced", Request("bbb"))
+    a, _ = app.on_video(None, str(small_video), "balanced", Request("aaa"))
+    b, _ = app.on_video(None, str(small_video), "balanced", Request("bbb"))
     assert a.workdir != b.workdir and a.workspace is not b.workspace
     assert store.get(None, "aaa") is a  # found again by session hash
     store.close("aaa")
@@ -499,7 +494,7 @@ def test_streaming_output_only_with_ffmpeg_and_ffprobe(tmp_path):
 
 # -- the real workspace (random weights, small) --------------------------------------------------
 @pytest.mark.slow
-def test_handlers_drive_the_real_workspace(tmp_path, clip):
+def test_handlers_drive_the_real_workspace(tmp_path, small_video):
     """Find → pick → click → track → downloads with the real models (untrained, 256 px)."""
     from tracker.settings import Settings
     from ui.services import Services
@@ -512,9 +507,9 @@ def test_handlers_drive_the_real_workspace(tmp_path, clip):
     store = SessionStore(tmp_path / "sessions")
     app = Handlers(services, store)
     try:
-        session, estimate = app.on_video(None, str(clip), "fast")
+        session, estimate = app.on_video(None, str(small_video), "fast")
         assert "12 frames" in estimate
-        views = list(app.find(session, str(clip), "a red disc", "", "fast"))
+        views = list(app.find(session, str(small_video), "a red disc", "", "fast"))
         assert views[-1].gallery, views[-1].status
         view = app.pick_candidate(session, select(0))
         assert view.frame.shape == (480, 640, 3) and list(session.workspace.objects) == [1]  # shown 4× larger
@@ -523,9 +518,9 @@ def test_handlers_drive_the_real_workspace(tmp_path, clip):
         app.redo(session)
         final = list(app.track(session, "both"))[-1]
         assert "Done: 12 frames tracked" in final.status
-        downloads = app.prepare_downloads(session)
+        downloads = ReviewLoop(app).prepare_downloads(session)
         names = {Path(p).name for p in downloads.files}
-        assert {"annotations.zip", "overlay.mp4", "coco.json"} <= names
+        assert {"annotations.zip", "overlay.mp4", "coco.json", "flags.json"} <= names
     finally:
         store.close_all()
 

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from tests.standin_workspace import standin_services
-from tests.synthetic import make_video
 from tracker.export import write_coco, write_png_masks, write_ytvis, write_zip
 from tracker.flags import ABSENT, FLAGGED, PRESENT
 from tracker.results import ResultStore
@@ -29,13 +28,6 @@ from ui.state import SessionStore, UISession
 
 W, H, N = 160, 120, 12
 JUMP_AT = 6
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("clips") / "shapes.mp4"
-    make_video(path, num_frames=N, width=W, height=H, fps=12)
-    return path
 
 
 @pytest.fixture
@@ -77,22 +69,22 @@ def planted_json(folder: Path, kind: str) -> Path:
     return writer(store, info, objects, folder / f"planted-{kind}.json")
 
 
-def opened(rv: ReviewLoop, clip: Path) -> UISession:
-    session, _ = rv.h.on_video(None, str(clip), "balanced")
+def opened(rv: ReviewLoop, small_video: Path) -> UISession:
+    session, _ = rv.h.on_video(None, str(small_video), "balanced")
     return session
 
 
-def tracked(rv: ReviewLoop, clip: Path) -> UISession:
-    session = opened(rv, clip)
-    list(rv.h.find(session, str(clip), "red disc", "", "balanced"))
+def tracked(rv: ReviewLoop, small_video: Path) -> UISession:
+    session = opened(rv, small_video)
+    list(rv.h.find(session, str(small_video), "red disc", "", "balanced"))
     rv.h.pick_candidate(session, select(0))
     list(rv.h.track(session, "both"))
     rv.check(session)
     return session
 
 
-def imported(rv: ReviewLoop, clip: Path, tmp_path: Path) -> UISession:
-    session = tracked(rv, clip)
+def imported(rv: ReviewLoop, small_video: Path, tmp_path: Path) -> UISession:
+    session = tracked(rv, small_video)
     view = rv.import_annotations(session, str(planted_zip(tmp_path, W, H, N, JUMP_AT)))
     assert "Imported" in view.status
     rv.check(session)
@@ -145,8 +137,8 @@ def test_a_click_on_the_strip_names_a_frame_and_a_row(x, y, frame, row):
 
 
 # -- after a run ---------------------------------------------------------------------------------
-def test_check_after_tracking_shows_the_timeline(rv, clip):
-    session = tracked(rv, clip)
+def test_check_after_tracking_shows_the_timeline(rv, small_video):
+    session = tracked(rv, small_video)
     view = rv.check(session)
     image = view.timeline["value"]
     assert view.timeline["visible"] and image.shape == render_timeline([(1, (0, 0, 0), np.zeros(N))]).shape
@@ -156,8 +148,8 @@ def test_check_after_tracking_shows_the_timeline(rv, clip):
     assert ("flags of 1 · red disc", 1) in view.flag_filter["choices"]
 
 
-def test_before_anything_is_tracked_the_loop_is_quiet(rv, clip):
-    session = opened(rv, clip)
+def test_before_anything_is_tracked_the_loop_is_quiet(rv, small_video):
+    session = opened(rv, small_video)
     view = rv.review_view(session)
     assert view.timeline["visible"] is False and view.flags == ""
     assert all(v == gr.skip() for v in rv.next_frame(session, 0))
@@ -166,8 +158,8 @@ def test_before_anything_is_tracked_the_loop_is_quiet(rv, clip):
 
 
 # -- flagged frames ------------------------------------------------------------------------------
-def test_next_and_previous_flagged_jump_and_say_why(rv, clip, tmp_path):
-    session = imported(rv, clip, tmp_path)
+def test_next_and_previous_flagged_jump_and_say_why(rv, small_video, tmp_path):
+    session = imported(rv, small_video, tmp_path)
     flags = session.review.flags
     assert [(f.frame, f.object_id, f.reason) for f in flags] == [(JUMP_AT, 2, "too_fast")]
     view = rv.next_flag(session, 0, review.EVERY_OBJECT)
@@ -184,8 +176,8 @@ def test_next_and_previous_flagged_jump_and_say_why(rv, clip, tmp_path):
     assert all(v == gr.skip() for v in rv.next_flag(session, 0, 1))  # object 1 has no flag
 
 
-def test_moving_frame_by_frame_and_by_the_strip(rv, clip, tmp_path):
-    session = imported(rv, clip, tmp_path)
+def test_moving_frame_by_frame_and_by_the_strip(rv, small_video, tmp_path):
+    session = imported(rv, small_video, tmp_path)
     assert rv.next_frame(session, 3).slider["value"] == 4
     assert rv.previous_frame(session, 0).slider["value"] == 0  # stays in the video
     assert rv.next_frame(session, N - 1).slider["value"] == N - 1
@@ -197,8 +189,8 @@ def test_moving_frame_by_frame_and_by_the_strip(rv, clip, tmp_path):
     assert "is flagged" in flags and strip["visible"]
 
 
-def test_removed_objects_take_their_flags_along(rv, clip, tmp_path):
-    session = imported(rv, clip, tmp_path)
+def test_removed_objects_take_their_flags_along(rv, small_video, tmp_path):
+    session = imported(rv, small_video, tmp_path)
     session.object_id = 2
     rv.h.remove_object(session)
     assert all(v == gr.skip() for v in rv.next_flag(session, 0, review.EVERY_OBJECT))
@@ -206,8 +198,8 @@ def test_removed_objects_take_their_flags_along(rv, clip, tmp_path):
 
 
 # -- fixing and re-tracking ----------------------------------------------------------------------
-def test_a_click_on_the_review_picture_fixes_that_frame(rv, clip):
-    session = tracked(rv, clip)
+def test_a_click_on_the_review_picture_fixes_that_frame(rv, small_video):
+    session = tracked(rv, small_video)
     view = rv.click(session, 9, select([400, 200]))
     assert session.frame_idx == 9 and view.slider["value"] == 9
     (prompt,) = [p for p in session.workspace.prompts() if p.frame_idx == 9]
@@ -221,15 +213,15 @@ def test_a_click_on_the_review_picture_fixes_that_frame(rv, clip):
     assert [p for p in session.workspace.prompts() if p.frame_idx == 9][0].labels == [1, 0]
 
 
-def test_click_mode_is_shared_with_step_3(rv, clip):
-    session = opened(rv, clip)
+def test_click_mode_is_shared_with_step_3(rv, small_video):
+    session = opened(rv, small_video)
     _, status, step3 = rv.set_mode(session, "negative")
     assert session.mode == "negative" and step3["value"] == "negative" and "not object" in status
     assert rv.mirror_mode("box")["value"] == "box"
 
 
-def test_retrack_reports_fewer_frames_than_the_video(rv, clip):
-    session = tracked(rv, clip)
+def test_retrack_reports_fewer_frames_than_the_video(rv, small_video):
+    session = tracked(rv, small_video)
     ws = session.workspace
     before = {f: ws.store.mask(f, 1).copy() for f in range(N)}
     rv.click(session, 9, select([300, 240]))
@@ -248,16 +240,16 @@ def test_retrack_reports_fewer_frames_than_the_video(rv, clip):
     assert session.review is not None and session.review.workspace is ws  # flags computed again
 
 
-def test_retrack_needs_a_tracked_video(rv, clip):
-    session = opened(rv, clip)
+def test_retrack_needs_a_tracked_video(rv, small_video):
+    session = opened(rv, small_video)
     rv.h.click(session, select([80, 60]))
     with pytest.raises(gr.Error) as raised:
         list(rv.retrack(session))
     assert "Track" in raised.value.message
 
 
-def test_downloads_carry_the_flags(rv, clip, tmp_path):
-    session = imported(rv, clip, tmp_path)
+def test_downloads_carry_the_flags(rv, small_video, tmp_path):
+    session = imported(rv, small_video, tmp_path)
     view = rv.prepare_downloads(session)
     names = [Path(p).name for p in view.files]
     assert names[0] == "annotations.zip"
@@ -272,8 +264,8 @@ def test_downloads_carry_the_flags(rv, clip, tmp_path):
 
 # -- importing -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["png-zip", "coco", "ytvis"])
-def test_import_round_trip(rv, clip, tmp_path, kind):
-    session = opened(rv, clip)
+def test_import_round_trip(rv, small_video, tmp_path, kind):
+    session = opened(rv, small_video)
     source = planted_zip(tmp_path, W, H, N, JUMP_AT) if kind == "png-zip" else planted_json(tmp_path, kind)
     view = rv.import_annotations(session, str(source))
     ws = session.workspace
@@ -294,8 +286,8 @@ def test_import_round_trip(rv, clip, tmp_path, kind):
         (b"PK not really a zip", "bad.zip", "neither a folder of PNG masks nor a zip"),
     ],
 )
-def test_a_bad_import_is_one_sentence(rv, clip, tmp_path, content, name, message):
-    session = opened(rv, clip)
+def test_a_bad_import_is_one_sentence(rv, small_video, tmp_path, content, name, message):
+    session = opened(rv, small_video)
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(gr.Error) as raised:
@@ -332,7 +324,7 @@ def test_page_has_the_loop_and_its_keys(tmp_path):
 
 # -- the real workspace (random weights, small) ----------------------------------------------------
 @pytest.mark.slow
-def test_the_loop_on_the_real_workspace(tmp_path, clip):
+def test_the_loop_on_the_real_workspace(tmp_path, small_video):
     """Import a planted fault, find its flag, fix, re-track only a span (untrained models, 256 px)."""
     from tracker.settings import Settings
     from ui.services import Services
@@ -345,7 +337,7 @@ def test_the_loop_on_the_real_workspace(tmp_path, clip):
     loop = ReviewLoop(Handlers(services, store))
     loop.agree_iou, loop.agree_frames = 0.0, 2  # untrained masks never agree by themselves
     try:
-        session = opened(loop, clip)
+        session = opened(loop, small_video)
         loop.import_annotations(session, str(planted_zip(tmp_path, W, H, N, JUMP_AT)))
         loop.check(session)  # no prompt: no CLIP, so only the planted flag
         assert [(f.frame, f.reason) for f in session.review.flags] == [(JUMP_AT, "too_fast")]

@@ -30,7 +30,7 @@ def has_encoder(name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> tuple[Path, list[list[np.ndarray]]]:
+def base_video(tmp_path_factory) -> tuple[Path, list[list[np.ndarray]]]:
     """The synthetic clip as an H.264 mp4, with its ground-truth masks ``[frame][shape]``."""
     path = tmp_path_factory.mktemp("clip") / "base.mp4"
     truth = make_video(path, num_frames=FRAMES, width=WIDTH, height=HEIGHT, fps=FPS)
@@ -38,14 +38,14 @@ def clip(tmp_path_factory) -> tuple[Path, list[list[np.ndarray]]]:
 
 
 @pytest.fixture(scope="module")
-def truth(clip) -> list[list[np.ndarray]]:
-    return clip[1]
+def truth(base_video) -> list[list[np.ndarray]]:
+    return base_video[1]
 
 
 @pytest.fixture(scope="module")
-def videos(clip) -> dict[str, Path]:
+def videos(base_video) -> dict[str, Path]:
     """The same clip in several containers, plus a short-GOP version."""
-    base = clip[0]
+    base = base_video[0]
     root = base.parent
     out = {"mp4": base}
     for kind, codec_args in [

@@ -98,9 +98,12 @@ def test_track_both_ways_from_middle(ws, video, tmp_path):
     start = 6
     ws.add_click(obj.object_id, start, *_center(video[1][start][0]))
     events = list(ws.track())
-    frames = [e.result.frame_idx for e in events]
-    assert frames == list(range(start - 1, -1, -1)) + list(range(start, N))
+    tracked = [e.result.frame_idx for e in events if not e.replay]
+    assert tracked == list(range(start - 1, -1, -1)) + list(range(start, N))  # the backward leg first
     assert events[-1].done == events[-1].total == N
+    # the backward leg's frames come again just before the forward leg: the overlay's frame order
+    assert [e.result.frame_idx for e in events if e.replay] == list(range(start))
+    assert [e.result.frame_idx for e in events if e.replay or e.direction == "forward"] == list(range(N))
     assert sorted(ws.store.frames()) == list(range(N))
     from tracker.video import probe
 

@@ -13,6 +13,9 @@ pieces load when first used::
         for event in ws.track():
             pass
         ws.export("out/")
+
+The same run without a person in the loop, in one call (what ``python -m tracker track`` does):
+``tracker.pipeline.track_video("clip.mp4", "out/", Settings(), "red shoes")``.
 """
 
 from __future__ import annotations

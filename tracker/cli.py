@@ -171,7 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_track_command(sub)
+    _add_candidates_command(sub)
+    _add_download_command(sub)
+    _add_eval_command(sub)
+    return parser
 
+
+def _add_track_command(sub) -> None:
     track = sub.add_parser(
         "track",
         help="find the prompt, track it through the video, write every output",
@@ -202,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     track.set_defaults(func=cmd_track)
 
+
+def _add_candidates_command(sub) -> None:
     cand = sub.add_parser(
         "candidates",
         help="print the ranked candidates for a prompt",
@@ -221,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cand.set_defaults(func=cmd_candidates)
 
+
+def _add_download_command(sub) -> None:
     dl = sub.add_parser("download", help="fetch weights into checkpoints/")
     dl.add_argument(
         "names", nargs="*", help="models to fetch (default: the default SAM 2 and CLIP); see --list"
@@ -231,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dl.set_defaults(func=cmd_download)
 
+
+def _add_eval_command(sub) -> None:
     ev = sub.add_parser("eval", help="DAVIS J&F of predicted masks against ground truth")
     ev.add_argument(
         "pred",
@@ -245,7 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="score the first and last frames too (DAVIS skips them)",
     )
     ev.set_defaults(func=cmd_eval)
-    return parser
 
 
 def _settings(args: argparse.Namespace):

@@ -308,6 +308,10 @@ class _Reporter:
         self.summary = summary
         self._stage_started: dict[str, float] = {}
 
+    def begin(self, stage: Stage) -> None:
+        """The stage starts now (its timing counts from here, events or not)."""
+        self._stage_started[stage] = time.perf_counter()
+
     def __call__(self, stage: Stage, fraction: float, message: str, **fields: Any) -> None:
         self._stage_started.setdefault(stage, time.perf_counter())
         if self.progress is not None:
@@ -329,6 +333,7 @@ def _open_stage(
     report: _Reporter,
 ) -> Workspace:
     """The stage "open": the workspace opened (settings resolved) and its length checked."""
+    report.begin("open")
     report("open", 0.0, f"opening {summary.video.name}")
     if open_workspace is None:
         from .models import ModelHub
@@ -370,6 +375,7 @@ def describe_video(summary: RunSummary) -> str:
 
 
 def _find(ws: Workspace, summary: RunSummary, max_objects: int | None, cancel, report: _Reporter) -> None:
+    report.begin("find")
     for event in ws.find_candidates(summary.prompt or "", summary.negative, cancel=_StageStop(cancel)):
         report("find", event.progress, event.message, frame=event.new_frame)
     if not ws.candidates:
@@ -413,6 +419,7 @@ def _objects_from_project(ws: Workspace) -> list[ChosenObject]:
 
 def _track(ws: Workspace, summary: RunSummary, cancel, report: _Reporter) -> None:
     stop = _StageStop(cancel)
+    report.begin("track")
     try:
         for event in ws.track(cancel=stop):
             if event.replay:
@@ -436,6 +443,7 @@ def _track(ws: Workspace, summary: RunSummary, cancel, report: _Reporter) -> Non
 
 def _export(ws: Workspace, out: Path, formats, summary: RunSummary, report: _Reporter) -> None:
     wanted = None if formats is None else list(formats)
+    report.begin("export")
     report("export", 0.0, "checking the tracks for doubtful frames")
     summary.flags = list(ws.flags())
     report("export", 0.5, f"writing the files into {out}")

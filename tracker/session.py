@@ -129,7 +129,11 @@ class StoredFrames:
 
 @dataclass(frozen=True)
 class Leg:
-    """Frames ``first``, ``first + step``, … ``last`` (inclusive) tracked in one direction."""
+    """One leg of a run: frames ``first``, ``first + step``, … ``last`` (inclusive), one direction.
+
+    A ``"forward"`` or ``"backward"`` run is one leg; a ``"both"`` run is a backward leg then a
+    forward leg (see :meth:`TrackingSession.plan`).
+    """
 
     first: int
     last: int
@@ -140,6 +144,10 @@ class Leg:
 
     def frames(self) -> range:
         return range(self.first, self.last + self.step, self.step)
+
+    @property
+    def direction(self) -> Literal["forward", "backward"]:
+        return "forward" if self.step > 0 else "backward"
 
 
 def frame_size(frames: Any) -> tuple[int, int]:
@@ -532,6 +540,23 @@ class TrackingSession:
                 return None
             return self._result_at(int(frame_idx))
 
+    def plan(
+        self,
+        start_frame: int | None = None,
+        end_frame: int | None = None,
+        direction: Direction = "both",
+        max_frames: int | None = None,
+    ) -> list[Leg]:
+        """The legs :meth:`propagate` with the same arguments runs, in the order it runs them.
+
+        The one definition of a run's legs (see :meth:`propagate` for the arguments): a caller
+        that drives the legs one by one (``propagate(leg.first, leg.last, leg.direction)`` for
+        each) tracks the same frames in the same order and gets the same masks. Raises
+        :class:`InputError` for arguments or prompts that cannot run.
+        """
+        with self._lock:
+            return self._plan(start_frame, end_frame, direction, max_frames)
+
     def planned_frames(
         self,
         start_frame: int | None = None,
@@ -540,8 +565,7 @@ class TrackingSession:
         max_frames: int | None = None,
     ) -> int:
         """How many results :meth:`propagate` with the same arguments would yield (uncancelled)."""
-        with self._lock:
-            return sum(len(leg) for leg in self._plan(start_frame, end_frame, direction, max_frames))
+        return sum(len(leg) for leg in self.plan(start_frame, end_frame, direction, max_frames))
 
     def propagate(
         self,
@@ -558,12 +582,15 @@ class TrackingSession:
           last frame). ``start_frame`` defaults to the earliest prompted frame.
         * ``"backward"``: ``start_frame``, ``start_frame - 1``, … ``end_frame`` (default 0).
           ``start_frame`` defaults to the latest prompted frame.
-        * ``"both"``: forward from ``start_frame`` (default: the earliest prompted frame) to the
-          last frame, then backward from ``start_frame - 1`` to frame 0. Each frame is yielded
-          exactly once; ``end_frame`` is not accepted.
+        * ``"both"``: backward from ``start_frame - 1`` (``start_frame`` defaults to the earliest
+          prompted frame) to frame 0, then forward from ``start_frame`` to the last frame. Each
+          frame is yielded exactly once; ``end_frame`` is not accepted. (Backward first: when
+          the forward leg starts, every frame before it is done, so results can be written in
+          frame order from there; the forward leg reads the backward leg's frames as memory,
+          as plain SAM 2 does for a backward call followed by a forward one.)
 
-        ``max_frames`` caps each direction (forward from ``f`` for N frames is ``f … f+N-1``;
-        backward is ``f … f-N+1``, or ``f-1 … f-N`` as the second half of ``"both"``). Any
+        ``max_frames`` caps each leg (forward from ``f`` for N frames is ``f … f+N-1``;
+        backward is ``f … f-N+1``, or ``f-1 … f-N`` as the backward leg of ``"both"``). Any
         frame may be the start, e.g. to re-track from a corrected frame. Argument and prompt
         problems raise :class:`InputError` here, before anything runs. ``cancel`` is checked
         before every frame: once set, the iterator ends without an error and
@@ -789,10 +816,10 @@ class TrackingSession:
                 raise InputError(
                     "end_frame only applies to 'forward' or 'backward' runs; use max_frames with 'both'."
                 )
-            legs = [Leg(start, min(last, start + span - 1), 1)]
-            if start > 0:
-                legs.append(Leg(start - 1, max(0, start - span), -1))
-            return legs
+            forward = Leg(start, min(last, start + span - 1), 1)
+            # backward first: the frames before the start are done when the forward leg begins,
+            # so a caller can write the whole video in frame order while the forward leg runs
+            return [Leg(start - 1, max(0, start - span), -1), forward] if start > 0 else [forward]
         step = 1 if direction == "forward" else -1
         end = (last if step > 0 else 0) if end_frame is None else int(end_frame)
         self._check_frame(end)
@@ -836,7 +863,7 @@ class TrackingSession:
                         for out in outputs["cond_frame_outputs"].values():
                             self._upcast_memory(out)
             # Each leg's first frames stay: a run from the same start in the other direction
-            # (the second half of "both", or a second call, as SAM 2's demo makes) reads them.
+            # (the other leg of "both", or a second call, as SAM 2's demo makes) reads them.
             protected = [(leg.first, -leg.step) for leg in legs]
             for leg in legs:
                 self._frames.hint(leg.step, leg.last)

@@ -9,8 +9,9 @@ shared between workspaces through a :class:`tracker.models.ModelHub`, whose per-
 held around model work.
 
 Every edit (a click, a box, a brushed mask, an accepted candidate, removing or renaming an
-object) is recorded in order. Undo and redo rebuild SAM 2's state by replaying that record,
-which is also what a project file stores, so reopening a project reproduces the work.
+object) is recorded in order (:class:`tracker.edits.EditLog`). Undo and redo rebuild SAM 2's
+state by replaying that record, which is also what a project file stores, so reopening a
+project reproduces the work. Tracking runs the session's legs (:meth:`TrackingSession.plan`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .edits import Edit, EditLog
 from .errors import Cancelled, InputError, ProjectError, TrackerError
 from .settings import Settings, resolve_settings
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 
 if TYPE_CHECKING:
     from .flags import Flag
+    from .session import Leg
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +70,6 @@ class TrackEvent:
     replay: bool = False
 
 
-@dataclass
-class Edit:
-    """One recorded change; replaying the list rebuilds the state."""
-
-    kind: str  # "object" | "prompt" | "clear" | "remove" | "rename"
-    object_id: int
-    frame_idx: int | None = None
-    prompt: FramePrompt | None = None
-    name: str | None = None
-    color: tuple[int, int, int] | None = None
-
-
 class Workspace:
     """See the module docstring. Build with :meth:`open`."""
 
@@ -102,8 +93,7 @@ class Workspace:
         self.store = ResultStore(info.width, info.height, info.num_frames)
         self._lock = threading.RLock()
         self._session = None
-        self._history: list[Edit] = []
-        self._redo: list[Edit] = []
+        self._edits = EditLog(self._apply, self._reset_live)
         self._prompts: dict[tuple[int, int], FramePrompt] = {}  # (object_id, frame) → current prompt
         self._prompt_results: dict[int, FrameResult] = {}  # frame → masks after the last edit there
         self._stale_objects: set[int] = set()  # edited since last tracked
@@ -370,29 +360,20 @@ class Workspace:
         """Take back the last edit; False when there is nothing to undo."""
         with self._lock:
             self._check_idle()
-            if not self._history:
-                return False
-            self._redo.append(self._history.pop())
-            self._replay()
-            return True
+            return self._edits.undo()
 
     def redo(self) -> bool:
         with self._lock:
             self._check_idle()
-            if not self._redo:
-                return False
-            edit = self._redo.pop()
-            self._history.append(edit)
-            self._replay()
-            return True
+            return self._edits.redo()
 
     @property
     def can_undo(self) -> bool:
-        return bool(self._history)
+        return self._edits.can_undo
 
     @property
     def can_redo(self) -> bool:
-        return bool(self._redo)
+        return self._edits.can_redo
 
     def prompts(self) -> list[FramePrompt]:
         """The current prompt of every (object, frame), in frame order."""
@@ -416,10 +397,7 @@ class Workspace:
     def _record(self, edit: Edit) -> FrameResult | None:
         """Apply ``edit`` to the live state and append it to the history (clears redo)."""
         self._check_idle()
-        result = self._apply(edit)
-        self._history.append(edit)
-        self._redo.clear()
-        return result
+        return self._edits.record(edit)
 
     def _apply_prompt(self, prompt: FramePrompt, fresh: bool = False) -> FrameResult:
         prompt.validate(self.info.width, self.info.height)
@@ -428,6 +406,7 @@ class Workspace:
         return result
 
     def _apply(self, edit: Edit) -> FrameResult | None:
+        """The edit log's hook: ``edit`` onto the live state (objects, prompts, SAM 2's state)."""
         if edit.kind == "object":
             self.objects[edit.object_id] = TrackedObject(
                 edit.object_id, edit.name or "", edit.color or color_for(edit.object_id)
@@ -459,6 +438,8 @@ class Workspace:
             return None
         if edit.kind == "prompt":
             assert edit.prompt is not None
+            if edit.object_id not in self.objects:
+                return None  # replaying: a prompt of an object the history no longer has
             prompt = edit.prompt
             result = self.session.add_prompt(prompt)
             self._prompts[(prompt.object_id, prompt.frame_idx)] = prompt
@@ -467,17 +448,13 @@ class Workspace:
             return result
         raise ValueError(f"unknown edit {edit.kind}")
 
-    def _replay(self) -> None:
-        """Rebuild objects, prompts and SAM 2's state from the history."""
+    def _reset_live(self) -> None:
+        """The edit log's hook before a replay: forget objects, prompts and SAM 2's state."""
         self.objects.clear()
         self._prompts.clear()
         self._prompt_results.clear()
         if self._session is not None:
             self._session.reset()
-        for edit in self._history:
-            if edit.kind == "prompt" and edit.object_id not in self.objects:
-                continue
-            self._apply(edit)
 
     def _empty_result(self, frame_idx: int) -> FrameResult:
         h, w = self.info.height, self.info.width
@@ -525,8 +502,33 @@ class Workspace:
 
     # ------------------------------------------------------------------ tracking
     def planned_frames(self, direction: str = "both") -> int:
+        """How many frames :meth:`track` with ``direction`` would track."""
         with self._lock:
-            return self.session.planned_frames(None, None, direction)
+            return sum(len(leg) for leg in self._track_legs(None, None, direction))
+
+    def _track_legs(self, start_frame: int | None, end_frame: int | None, direction: str) -> list[Leg]:
+        """The session's plan (:meth:`TrackingSession.plan`), from the earliest prompted frame by default."""
+        prompted = self.prompted_frames()
+        if start_frame is None and prompted:
+            start_frame = min(prompted)  # every direction starts there (the session's backward: the latest)
+        return self.session.plan(start_frame, end_frame, direction)
+
+    def _check_trackable(self) -> None:
+        if not self.objects:
+            raise InputError("Nothing to track yet: pick a candidate or click on an object first.")
+        unprompted = [
+            o.name for o in self.objects.values() if not any(k[0] == o.object_id for k in self._prompts)
+        ]
+        if unprompted:
+            raise InputError(
+                f"{', '.join(unprompted)} has no clicks or mask yet: click on it, or remove it, then track."
+            )
+
+    def _armed(self, cancel: threading.Event | None) -> threading.Event:
+        """The run's stop flag (the workspace's own by default), cleared for a new run."""
+        cancel = cancel or self.cancel_event
+        cancel.clear()
+        return cancel
 
     def track(
         self,
@@ -538,85 +540,52 @@ class Workspace:
     ) -> Iterator[TrackEvent]:
         """Propagate every object through the video and yield each frame as it is done.
 
-        ``direction="both"`` tracks backward from the earliest prompted frame to the start
-        first, then forward to the end, so the overlay mp4 at ``overlay_path`` (default
-        ``workdir/overlay.mp4``) is written in frame order while the forward pass runs. A cancel
-        stops within a frame; what was tracked is kept (and, for a full run, the overlay holds
-        the frames written so far).
+        The legs and their order are the session's (:meth:`TrackingSession.plan`), starting by
+        default from the earliest prompted frame: ``"both"`` tracks backward from the frame
+        before it to the start, then forward to the end. A whole-video ``"both"`` run writes
+        the overlay mp4 at ``overlay_path`` (default ``workdir/overlay.mp4``) in frame order
+        while the forward leg runs: just before that leg it yields the backward leg's frames
+        again as ``replay`` events (drawn as in the overlay). A cancel stops within a frame;
+        what was tracked is kept (and, for a full run, the overlay holds the frames written so
+        far).
         """
-        from .render import OverlayWriter, TrailHistory, draw_overlay
-
-        if direction not in ("both", "forward", "backward"):
-            raise InputError("direction must be 'both', 'forward' or 'backward'.")
         with self._lock:
-            if not self.objects:
-                raise InputError("Nothing to track yet: pick a candidate or click on an object first.")
-            unprompted = [
-                o.name for o in self.objects.values() if not any(k[0] == o.object_id for k in self._prompts)
-            ]
-            if unprompted:
-                raise InputError(
-                    f"{', '.join(unprompted)} has no clicks or mask yet: click on it, or remove it, then track."
-                )
-            session = self.session
-            cancel = cancel or self.cancel_event
-            cancel.clear()
-            first = min(self.prompted_frames()) if start_frame is None else int(start_frame)
-            end = self.info.num_frames - 1 if end_frame is None else int(end_frame)
-            passes = []
-            if direction == "both" and first > 0:
-                passes.append(("backward", first - 1))  # the forward pass yields `first` itself
-            elif direction == "backward":
-                passes.append(("backward", first))
-            if direction in ("both", "forward"):
-                passes.append(("forward", first))
-            total = sum(
-                session.planned_frames(start, end if d == "forward" else None, d) for d, start in passes
-            )
-            write_overlay = direction == "both" and start_frame is None and end_frame is None
+            self._check_trackable()
+            legs = self._track_legs(start_frame, end_frame, direction)
+            cancel = self._armed(cancel)
+            whole = direction == "both" and start_frame is None and end_frame is None
             overlay_path = Path(overlay_path) if overlay_path else self.workdir / "overlay.mp4"
+        yield from self._run_legs(legs, cancel, overlay_path if whole else None)
 
-        started = time.perf_counter()
-        done = 0
-        writer = None
+    def _run_legs(
+        self, legs: list[Leg], cancel: threading.Event, overlay_path: Path | None
+    ) -> Iterator[TrackEvent]:
+        """Track ``legs`` in order; write the overlay while the forward leg runs when ``overlay_path``."""
+        from .render import TrailHistory
+
+        total = sum(len(leg) for leg in legs)
+        started, done = time.perf_counter(), 0
         trails = TrailHistory()
+        writer = None
         try:
-            for pass_direction, start in passes:
-                if pass_direction == "forward" and write_overlay:
-                    writer = OverlayWriter(
-                        overlay_path,
-                        fps=self.info.fps,
-                        size=(self.info.width, self.info.height),
-                        threaded=True,
-                    )
-                    # frames before the first prompt were tracked by the backward pass
-                    for f in range(0, start):
-                        res = self.store.get(f)
-                        if res is not None:
-                            trails.update(res)
-                        writer.write(draw_overlay(self.frame(f), res, self.objects, trails=trails.trails()))
-                run = session.propagate(
-                    start_frame=start,
-                    end_frame=end if pass_direction == "forward" else 0,
-                    direction=pass_direction,
-                    cancel=cancel,
+            for leg in legs:
+                if leg.step > 0 and overlay_path is not None:
+                    writer = self._overlay_writer(overlay_path)
+                    yield from self._replay_frames(range(leg.first), writer, trails, done, total)
+                run = self.session.propagate(
+                    start_frame=leg.first, end_frame=leg.last, direction=leg.direction, cancel=cancel
                 )
                 for result in run:
                     self.store.put(result)
                     with self._lock:
                         self._prompt_results.pop(result.frame_idx, None)
-                    frame = self.frame(result.frame_idx)
-                    if pass_direction == "forward":
-                        trails.update(result)
-                        overlay = draw_overlay(frame, result, self.objects, trails=trails.trails())
-                        if writer is not None:
-                            writer.write(overlay)
-                    else:
-                        overlay = draw_overlay(frame, result, self.objects)
+                    # the forward leg is drawn as the overlay is (with trails); the backward one plainly
+                    overlay = self._draw(result, trails if leg.step > 0 else None)
+                    if writer is not None:
+                        writer.write(overlay)
                     done += 1
-                    elapsed = time.perf_counter() - started
-                    eta = elapsed / done * (total - done) if done else None
-                    yield TrackEvent(result, overlay, done, total, eta, pass_direction)
+                    eta = (time.perf_counter() - started) / done * (total - done)
+                    yield TrackEvent(result, overlay, done, total, eta, leg.direction)
                 if cancel.is_set():
                     break
             if writer is not None:
@@ -627,15 +596,46 @@ class Workspace:
                     self._stale_objects.clear()
         except BaseException:
             if writer is not None:
-                # keep what was written: a stopped run still leaves a playable partial overlay
-                try:
-                    writer.close()
-                    self.last_overlay = overlay_path
-                except Exception:
-                    writer.abort()
+                self._keep_partial_overlay(writer, overlay_path)
             raise
         if cancel.is_set():
             logger.info("tracking stopped after %d of %d frames", done, total)
+
+    def _overlay_writer(self, path: Path):
+        from .render import OverlayWriter
+
+        return OverlayWriter(path, fps=self.info.fps, size=(self.info.width, self.info.height), threaded=True)
+
+    def _keep_partial_overlay(self, writer, path: Path | None) -> None:
+        """After a stop or an error: keep what was written (a playable partial overlay)."""
+        try:
+            writer.close()
+            self.last_overlay = path
+        except Exception:
+            writer.abort()
+
+    def _draw(self, result: FrameResult | None, trails=None) -> np.ndarray:
+        """``result``'s frame with its masks (and ``trails``, a TrailHistory it joins) drawn."""
+        from .render import draw_overlay
+
+        frame_idx = result.frame_idx
+        if trails is None:
+            return draw_overlay(self.frame(frame_idx), result, self.objects)
+        trails.update(result)
+        return draw_overlay(self.frame(frame_idx), result, self.objects, trails=trails.trails())
+
+    def _replay_frames(self, frames: range, writer, trails, done: int, total: int) -> Iterator[TrackEvent]:
+        """``frames``, tracked earlier in the run, drawn from the store into the overlay and yielded."""
+        from .render import draw_overlay
+
+        for frame_idx in frames:
+            result = self.store.get(frame_idx)
+            if result is not None:
+                trails.update(result)
+            overlay = draw_overlay(self.frame(frame_idx), result, self.objects, trails=trails.trails())
+            writer.write(overlay)
+            shown = result if result is not None else self._empty_result(frame_idx)
+            yield TrackEvent(shown, overlay, done, total, None, "backward", replay=True)
 
     def retrack(
         self,
@@ -649,18 +649,15 @@ class Workspace:
     ) -> Iterator[TrackEvent]:
         """Re-track after a correction on ``frame_idx``, only as far as the correction matters.
 
-        Propagates forward from ``frame_idx`` and backward from the frame before it. In each
-        direction it stops once the new masks of the corrected objects have agreed with the
-        previously tracked ones (mask IoU ≥ ``agree_iou``, both empty counts as agreeing) for
-        ``agree_frames`` frames in a row, or after ``max_frames``. Only ``object_ids`` (default:
-        the objects edited since the last run) are rewritten in the results; every other
-        object's masks, and every frame outside the re-tracked span, stay exactly as they were.
+        Two legs, forward from ``frame_idx`` first (a fix matters most after it), then backward
+        from the frame before it (each planned by :meth:`TrackingSession.plan`, ``max_frames``
+        long at most). Each leg stops once the new masks of the corrected objects have agreed
+        with the previously tracked ones (mask IoU ≥ ``agree_iou``, both empty counts as
+        agreeing) for ``agree_frames`` frames in a row. Only ``object_ids`` (default: the
+        objects edited since the last run) are rewritten in the results; every other object's
+        masks, and every frame outside the re-tracked span, stay exactly as they were.
         ``TrackEvent.total`` is an upper bound (the span is not known in advance).
         """
-        from contextlib import closing
-
-        from .render import draw_overlay
-
         with self._lock:
             self.info.check_frame(frame_idx)
             targets = sorted(object_ids if object_ids is not None else (self._stale_objects or self.objects))
@@ -670,45 +667,19 @@ class Workspace:
                 raise InputError(
                     "Nothing changed since the last run: correct an object first, then re-track."
                 )
-            session = self.session
-            cancel = cancel or self.cancel_event
-            cancel.clear()
-            legs = [("forward", frame_idx)]
+            legs = self.session.plan(frame_idx, None, "forward", max_frames)
             if frame_idx > 0:
-                legs.append(("backward", frame_idx - 1))
-            total = sum(session.planned_frames(start, None, d, max_frames=max_frames) for d, start in legs)
+                legs += self.session.plan(frame_idx - 1, None, "backward", max_frames)
+            cancel = self._armed(cancel)
+        total = sum(len(leg) for leg in legs)
         done = 0
         self.last_retrack_frames = []
-        for direction, start in legs:
-            streak = 0
-            run = session.propagate(
-                start_frame=start, direction=direction, cancel=cancel, max_frames=max_frames
-            )
-            with closing(run):
-                for result in run:
-                    agrees = all(
-                        _mask_iou(self.store.mask(result.frame_idx, oid), result.mask_of(oid)) >= agree_iou
-                        for oid in targets
-                    )
-                    self.store.put(_only(result, {oid: None for oid in targets}))
-                    with self._lock:
-                        self._prompt_results.pop(result.frame_idx, None)
-                    self.last_retrack_frames.append(result.frame_idx)
-                    streak = streak + 1 if agrees and result.frame_idx != frame_idx else 0
-                    done += 1
-                    merged = self.store.get(result.frame_idx)
-                    overlay = draw_overlay(self.frame(result.frame_idx), merged, self.objects)
-                    # no ETA: where the new masks start agreeing with the old is not known ahead
-                    yield TrackEvent(
-                        merged or result,
-                        overlay,
-                        done,
-                        total,
-                        None,
-                        direction,
-                    )
-                    if streak >= agree_frames or cancel.is_set():
-                        break
+        for leg in legs:
+            for merged in self._retrack_leg(leg, targets, frame_idx, agree_iou, agree_frames, cancel):
+                done += 1
+                overlay = self._draw(merged)
+                # no ETA: where the new masks start agreeing with the old is not known ahead
+                yield TrackEvent(merged, overlay, done, total, None, leg.direction)
             if cancel.is_set():
                 break
         with self._lock:
@@ -718,6 +689,37 @@ class Workspace:
         logger.info(
             "re-tracked %d frames around frame %d (of %d in the video)", done, frame_idx, self.info.num_frames
         )
+
+    def _retrack_leg(
+        self,
+        leg: Leg,
+        targets: list[int],
+        corrected: int,
+        agree_iou: float,
+        agree_frames: int,
+        cancel: threading.Event,
+    ) -> Iterator[FrameResult]:
+        """One leg of :meth:`retrack`: each frame's results after ``targets`` were rewritten."""
+        from contextlib import closing
+
+        streak = 0
+        run = self.session.propagate(
+            start_frame=leg.first, end_frame=leg.last, direction=leg.direction, cancel=cancel
+        )
+        with closing(run):
+            for result in run:
+                agrees = all(
+                    _mask_iou(self.store.mask(result.frame_idx, oid), result.mask_of(oid)) >= agree_iou
+                    for oid in targets
+                )
+                self.store.put(_only(result, {oid: None for oid in targets}))
+                with self._lock:
+                    self._prompt_results.pop(result.frame_idx, None)
+                self.last_retrack_frames.append(result.frame_idx)
+                streak = streak + 1 if agrees and result.frame_idx != corrected else 0
+                yield self.store.get(result.frame_idx) or result
+                if streak >= agree_frames or cancel.is_set():
+                    break
 
     # ------------------------------------------------------------------ review
     def flags(self, with_clip: bool = True, every_seconds: float = 0.5) -> list[Flag]:
@@ -903,40 +905,25 @@ class Workspace:
 
         project = Project.load(Path(path))
         project.check_video(self.info)
-        history = [
-            Edit(
-                e["kind"],
-                e["object_id"],
-                frame_idx=e.get("frame_idx"),
-                prompt=e.get("prompt"),
-                name=e.get("name"),
-                color=tuple(e["color"]) if e.get("color") else None,
-            )
-            for e in project.edits()
-        ]
+        history = [Edit.from_dict(edit) for edit in project.edits()]
         with self._lock:
             self._check_idle()
-            kept = (self._history, list(self._redo), self.prompt_text, self.negative_text)
-            self._history = history
-            self._redo.clear()
+            try:
+                # a project that fails half-way must not cost the work that was open: the log
+                # puts the previous history back
+                self._edits.load(history)
+            except TrackerError as error:
+                raise ProjectError(f"{Path(path).name} could not be opened: {error}") from error
             self.prompt_text = project.prompt or ""
             self.negative_text = project.negative_prompt
-            try:
-                self._replay()
-            except Exception as error:
-                # a project that fails half-way must not cost the work that was open
-                self._history, self._redo, self.prompt_text, self.negative_text = kept
-                self._replay()
-                if isinstance(error, TrackerError):
-                    raise ProjectError(f"{Path(path).name} could not be opened: {error}") from error
-                raise
             stored = project.results()
             if stored is not None:
                 self.store = stored
 
     def history(self) -> list[Edit]:
+        """Every edit so far, oldest first (what a project file stores)."""
         with self._lock:
-            return list(self._history)
+            return self._edits.edits()
 
 
 def _mask_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:

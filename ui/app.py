@@ -315,7 +315,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                 .then(h.find_view, [session], find_out, **PRIVATE)
                 .then(h.reset_track, [session], track_out, **PRIVATE)
                 .then(rv.review_view, [session], review_out, **PRIVATE)
-                .then(h.reset_downloads, None, download_out, **PRIVATE)
+                .then(rv.reset_downloads, None, download_out, **PRIVATE)
             )
 
         after_reset(video.change(h.on_video, [session, video, preset], [session, estimate], **PRIVATE))
@@ -381,7 +381,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
 
         review_slider.input(rv.review_frame, [session, review_slider], review_out[1:5],
                             trigger_mode="always_last", **PRIVATE)  # fmt: skip
-        fix_btn.click(h.fix_frame, [session, review_slider], refine_out, scroll_to_output=True, **PRIVATE)
+        fix_btn.click(rv.fix_frame, [session, review_slider], refine_out, scroll_to_output=True, **PRIVATE)
 
         open_event = open_btn.upload(gpu(h.open_project), [session, open_btn], refine_out, **model, **PRIVATE)
         (

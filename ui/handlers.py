@@ -42,9 +42,6 @@ THUMBNAIL_WIDTH = 360
 DISPLAY_MIN_WIDTH = 640  # smaller videos are shown enlarged (whole pixels) so they are easy to click
 MAX_CANDIDATES_SHOWN = 12
 LIVE_FRAME_EVERY = 0.4  # seconds between live-frame updates while tracking
-# Exports listed for download, in this order; anything else written goes after them.
-DOWNLOAD_ORDER = ("zip", "overlay", "coco", "ytvis", "mot", "trajectories", "candidates_csv",
-                  "candidates_json", "flags_csv", "flags_json", "manifest")  # fmt: skip
 
 
 class RefineView(NamedTuple):
@@ -69,19 +66,6 @@ class TrackView(NamedTuple):
     session: UISession
     video: Any
     live: Any
-    status: str
-
-
-class ReviewView(NamedTuple):
-    slider: Any
-    frame: np.ndarray | None
-    status: str
-
-
-class DownloadView(NamedTuple):
-    files: list[str] | None
-    zip_button: Any
-    project_button: Any
     status: str
 
 
@@ -627,7 +611,6 @@ class Handlers:
         session.track_started = time.time()
         stream = SegmentStream(run_dir / "segments", ws.info.fps, (ws.info.width, ws.info.height),
                                self.services.open_segment_writer)  # fmt: skip
-        forward_started = False
         last_live = 0.0
         live_hidden = gr.update(visible=False)
         try:
@@ -635,53 +618,44 @@ class Handlers:
             yield TrackView(
                 session, None, live_hidden if streaming else gr.update(value=None, visible=True), ""
             )
+            # the progress bar on the status line says it all while running
             for event in ws.track(direction=direction, cancel=session.cancel):
-                frame_idx = event.result.frame_idx
-                eta = f" · {text.time_left(event.eta_seconds)}" if event.eta_seconds is not None else ""
-                desc = f"{event.direction.capitalize()}: frame {frame_idx} · {event.done}/{event.total}{eta}"
-                progress(event.done / max(event.total, 1), desc=desc)
-                status = ""  # the progress bar on the status line says it all while running
-                now = time.monotonic()
-                if streaming and event.direction == "forward":
-                    if not forward_started:
-                        forward_started = True
-                        if direction == "both":
-                            # the frames before the first prompt were tracked backward: play them first
-                            for before in range(0, frame_idx):
-                                segment = stream.add(ws.preview(before, with_trails=False))
-                                if segment is not None:
-                                    yield TrackView(session, segment, live_hidden, status)
+                if not event.replay:
+                    progress(event.done / max(event.total, 1), desc=_track_desc(event))
+                if streaming and (event.replay or event.direction == "forward"):
+                    # in frame order: a "both" run replays its backward leg just before the forward one
                     segment = stream.add(event.overlay)
                     if segment is not None:
-                        yield TrackView(session, segment, live_hidden, status)
-                elif now - last_live >= LIVE_FRAME_EVERY:
-                    last_live = now
-                    yield TrackView(
-                        session,
-                        None if streaming else gr.skip(),
-                        gr.update(value=event.overlay, visible=True),
-                        status,
-                    )
-            segment = stream.flush()
-            done = len(ws.store)
-            stopped = session.cancel.is_set()
-            if direction != "both" and done and (not streaming or not stream.segments):
-                # one-way runs do not write the in-order overlay: render what is tracked now
-                progress(1.0, desc="Rendering the overlay…")
-                rendered = ws.render_overlay(run_dir / "overlay.mp4")
-                segment = rendered if streaming else segment
-            session.last_overlay = ws.last_overlay
-            if stopped:
-                status = f"Stopped. The {done} frames tracked so far are kept."
-            else:
-                status = f"Done: {done} frames tracked. Review them below, or download the results."
-            if streaming:
-                yield TrackView(session, segment, live_hidden, status)
-            else:
-                yield TrackView(session, _existing(ws.last_overlay), gr.update(visible=False), status)
+                        yield TrackView(session, segment, live_hidden, "")
+                elif not event.replay and time.monotonic() - last_live >= LIVE_FRAME_EVERY:
+                    last_live = time.monotonic()
+                    live = gr.update(value=event.overlay, visible=True)
+                    yield TrackView(session, None if streaming else gr.skip(), live, "")
+            yield self._track_done(session, ws, direction, stream, run_dir, progress)
         finally:
             stream.abort()
             session.tracking = False
+
+    def _track_done(
+        self, session: UISession, ws, direction: str, stream, run_dir: Path, progress
+    ) -> TrackView:
+        """The last view of a run: the whole overlay (or the stream's last segment) and what was kept."""
+        streaming = self.services.streaming
+        segment = stream.flush()
+        done = len(ws.store)
+        if direction != "both" and done and (not streaming or not stream.segments):
+            # one-way runs do not write the in-order overlay: render what is tracked now
+            progress(1.0, desc="Rendering the overlay…")
+            rendered = ws.render_overlay(run_dir / "overlay.mp4")
+            segment = rendered if streaming else segment
+        session.last_overlay = ws.last_overlay
+        if session.cancel.is_set():
+            status = f"Stopped. The {done} frames tracked so far are kept."
+        else:
+            status = f"Done: {done} frames tracked. Review them below, or download the results."
+        if streaming:
+            return TrackView(session, segment, gr.update(visible=False), status)
+        return TrackView(session, _existing(ws.last_overlay), gr.update(visible=False), status)
 
     @guarded
     def stop(self, session: UISession | None, request: gr.Request = None) -> str:
@@ -729,84 +703,8 @@ class Handlers:
             return Path(written)
         return ws.render_overlay(session.workdir / f"stopped-{session.runs:03d}.mp4")
 
-    # ------------------------------------------------------------------ step 5: review
-    @guarded
-    def review_view(self, session: UISession | None, request: gr.Request = None) -> ReviewView:
-        session = self.session(session, request)
-        ws = session.workspace
-        if ws is None or len(ws.store) == 0:
-            return ReviewView(
-                gr.update(minimum=0, maximum=1, value=0, interactive=False, label="Frame"),
-                None,
-                text.NOTHING_TRACKED,
-            )
-        last = max(ws.info.num_frames - 1, 0)
-        frame_idx = min(session.frame_idx, last)
-        return ReviewView(
-            gr.update(minimum=0, maximum=max(last, 1), value=frame_idx, interactive=last > 0, label="Frame"),
-            _enlarge(ws.preview(frame_idx), display_scale(ws.info.width)),
-            self._review_status(ws, frame_idx),
-        )
-
-    @staticmethod
-    def _review_status(ws, frame_idx: int) -> str:
-        result = ws.result_at(frame_idx)
-        tracked = len(ws.store)
-        head = f"Frame {frame_idx} · {text.format_time(ws.info.time_of(frame_idx))} · {tracked} of {ws.info.num_frames} frames tracked."
-        if result is None or not result.object_ids:
-            return head + " No mask on this frame."
-        visible = [
-            ws.objects[oid].name
-            for oid, mask in zip(result.object_ids, result.masks, strict=True)
-            if oid in ws.objects and mask.any()
-        ]
-        lost = [o.name for o in ws.objects.values() if o.name not in visible]
-        line = head + (f" Visible: {escape(', '.join(visible))}." if visible else " No object visible.")
-        if lost:
-            line += f" Not found: {escape(', '.join(lost))}."
-        return line
-
-    @guarded
-    def review_frame(self, session: UISession | None, frame_idx: float, request: gr.Request = None):
-        session = self.session(session, request)
-        ws = self.workspace(session)
-        frame_idx = min(max(int(round(frame_idx or 0)), 0), ws.info.num_frames - 1)
-        return _enlarge(ws.preview(frame_idx), display_scale(ws.info.width)), self._review_status(
-            ws, frame_idx
-        )
-
-    @guarded
-    def fix_frame(
-        self, session: UISession | None, frame_idx: float, request: gr.Request = None
-    ) -> RefineView:
-        session = self.session(session, request)
-        self.workspace(session)
-        session.frame_idx = int(round(frame_idx or 0))
-        session.box_start = None
-        return self.refine_view(
-            session,
-            "Fix the mask here, then press **Re-track changes** in step 5 (or **Track** for a full run).",
-        )
-
-    # ------------------------------------------------------------------ step 6: download
-    @guarded
-    def prepare_downloads(self, session: UISession | None, request: gr.Request = None) -> DownloadView:
-        session = self.session(session, request)
-        ws = session.workspace
-        if ws is None or len(ws.store) == 0:
-            return _no_downloads()
-        out = session.new_run_dir("export")
-        written = ws.export(out)
-        project = ws.save_project(out / "project.json")
-        files = _ordered_files(written)
-        status = f"{len(files)} files ready. PNG masks are inside the zip."
-        return DownloadView(
-            [str(p) for p in files] + [str(project)],
-            gr.update(value=str(written["zip"]) if "zip" in written else None, interactive="zip" in written),
-            gr.update(value=str(project), interactive=True),
-            status,
-        )
-
+    # ------------------------------------------------------------------ step 6: projects (steps 5 and 6's
+    # review and downloads are ui/review.py's ReviewLoop)
     @guarded
     def open_project(
         self, session: UISession | None, project_file: str | None, request: gr.Request = None
@@ -830,9 +728,6 @@ class Handlers:
     def reset_track(self, session: UISession | None, request: gr.Request = None) -> TrackView:
         session = self.session(session, request)
         return TrackView(session, None, gr.update(value=None, visible=not self.services.streaming), "")
-
-    def reset_downloads(self) -> DownloadView:
-        return _no_downloads()
 
     # ------------------------------------------------------------------ the batch API
     def api_track(
@@ -948,23 +843,14 @@ def _painted_mask(editor: dict | None, shape: tuple[int, int]) -> np.ndarray | N
     return painted
 
 
+def _track_desc(event) -> str:
+    """The progress line of one tracked frame (a :class:`tracker.workspace.TrackEvent`)."""
+    eta = f" · {text.time_left(event.eta_seconds)}" if event.eta_seconds is not None else ""
+    return f"{event.direction.capitalize()}: frame {event.result.frame_idx} · {event.done}/{event.total}{eta}"
+
+
 def _existing(path: Path | None) -> str | None:
     return str(path) if path is not None and Path(path).is_file() else None
 
 
-def _ordered_files(written: dict[str, Path]) -> list[Path]:
-    files = [Path(written[name]) for name in DOWNLOAD_ORDER if name in written]
-    files += [Path(p) for name, p in written.items() if name not in DOWNLOAD_ORDER]
-    return [p for p in dict.fromkeys(files) if p.is_file()]
-
-
-def _no_downloads() -> DownloadView:
-    return DownloadView(
-        None,
-        gr.update(value=None, interactive=False),
-        gr.update(value=None, interactive=False),
-        text.NOTHING_TRACKED,
-    )
-
-
-__all__ = ["DownloadView", "FindView", "Handlers", "RefineView", "ReviewView", "TrackView"]
+__all__ = ["FindView", "Handlers", "RefineView", "TrackView"]

@@ -10,7 +10,7 @@
 * **Re-track changes** runs :meth:`tracker.workspace.Workspace.retrack` from the corrected frame:
   only the span where the new masks differ from the old is tracked again.
 * Flags are computed after every run (track, stop, re-track, import, open project) and go into
-  the downloads as ``flags.json`` / ``flags.csv``.
+  the downloads (step 6, prepared here) as ``flags.json`` / ``flags.csv``, inside the zip too.
 * Existing annotations (a zip of DAVIS PNGs, COCO or YouTube-VIS JSON) can be imported.
 * Keyboard shortcuts (:data:`SHORTCUTS_HEAD`) press the same buttons.
 
@@ -37,7 +37,6 @@ from gradio.data_classes import FileData
 from PIL import Image, ImageDraw, ImageFont
 
 from tracker.errors import InputError
-from tracker.export import write_zip
 from tracker.flags import (
     AREA_JUMP,
     CLIP_DROP,
@@ -53,14 +52,12 @@ from tracker.flags import (
     next_flagged,
     previous_flagged,
     timeline,
-    write_flags_csv,
-    write_flags_json,
 )
 
 from . import text
 from .gpu import gpu
 from .guard import guarded
-from .handlers import LIVE_FRAME_EVERY, DownloadView, Handlers, RefineView, _enlarge, display_scale
+from .handlers import LIVE_FRAME_EVERY, Handlers, RefineView, _enlarge, display_scale
 from .state import UISession
 
 logger = logging.getLogger(__name__)
@@ -106,6 +103,9 @@ HELP_IMPORT = (
     "tracked masks."
 )
 NOTHING_FLAGGED = "Nothing flagged: no losses, jumps, size changes or overlaps were found."
+# Exports listed for download, in this order (Workspace.export's names); anything else goes after them.
+DOWNLOAD_ORDER = ("zip", "overlay", "coco", "ytvis", "mot", "trajectories", "candidates_csv",
+                  "candidates_json", "flags_csv", "flags_json", "manifest")  # fmt: skip
 
 
 @dataclass
@@ -135,6 +135,15 @@ class FrameView(NamedTuple):
     status: Any
     timeline: Any
     flags: Any
+
+
+class DownloadView(NamedTuple):
+    """Step 6: the files, the zip and project buttons, and what is ready."""
+
+    files: list[str] | None
+    zip_button: Any
+    project_button: Any
+    status: str
 
 
 def _skip_frame_view() -> FrameView:
@@ -199,15 +208,24 @@ class ReviewLoop:
 
     # ------------------------------------------------------------------ views
     def loop_view(self, session: UISession) -> LoopView:
-        base = self.h.review_view(session)
+        """Step 5 as a whole: the slider, the frame, the status, the strip, the flags, the filter."""
         ws = self._tracked(session)
         if ws is None:
             return LoopView(
-                *base, gr.update(value=None, visible=False), "", gr.update(choices=self._filter_choices(None))
+                gr.update(minimum=0, maximum=1, value=0, interactive=False, label="Frame"),
+                None,
+                text.NOTHING_TRACKED,
+                gr.update(value=None, visible=False),
+                "",
+                gr.update(choices=self._filter_choices(None)),
             )
+        last = max(ws.info.num_frames - 1, 0)
         frame_idx = self._clamp(ws, session.frame_idx)
+        image, status = self._picture(ws, frame_idx)
         return LoopView(
-            *base,
+            gr.update(minimum=0, maximum=max(last, 1), value=frame_idx, interactive=last > 0, label="Frame"),
+            image,
+            status,
             self._timeline(session, frame_idx),
             self._flag_text(session, frame_idx),
             gr.update(choices=self._filter_choices(ws)),
@@ -216,7 +234,7 @@ class ReviewLoop:
     def frame_view(self, session: UISession, frame_idx: float | None) -> FrameView:
         ws = self.h.workspace(session)
         frame_idx = self._clamp(ws, frame_idx)
-        image, status = self.h.review_frame(session, frame_idx)
+        image, status = self._picture(ws, frame_idx)
         return FrameView(
             gr.update(value=frame_idx),
             image,
@@ -224,6 +242,11 @@ class ReviewLoop:
             self._timeline(session, frame_idx),
             self._flag_text(session, frame_idx),
         )
+
+    @staticmethod
+    def _picture(ws, frame_idx: int) -> tuple[np.ndarray, str]:
+        """The review picture of ``frame_idx`` (shown enlarged for small videos) and its status line."""
+        return _enlarge(ws.preview(frame_idx), display_scale(ws.info.width)), review_status(ws, frame_idx)
 
     @staticmethod
     def _filter_choices(ws) -> list[tuple[str, int]]:
@@ -291,38 +314,45 @@ class ReviewLoop:
         self._compute_flags(session)
         return self.loop_view(session)
 
+    # ------------------------------------------------------------------ downloads (step 6)
     @guarded
     def prepare_downloads(self, session: UISession | None, request: gr.Request = None) -> DownloadView:
-        """The page's downloads, plus flags.json / flags.csv (also put into the zip)."""
-        view = self.h.prepare_downloads(session, request)
+        """Every export of the work so far (the flags under review included, in the files and the
+        zip) and the project file beside them."""
         session = self._session(session, request)
-        archive = view.zip_button.get("value") if isinstance(view.zip_button, dict) else None
-        if not view.files or not archive:
-            return view
+        ws = self._tracked(session)
+        if ws is None:
+            return self.reset_downloads()
         if self._state(session) is None:
             self._compute_flags(session)
         flags = self._flags(session)
-        archive = Path(archive)
-        out = archive.parent
-        project = view.project_button.get("value") if isinstance(view.project_button, dict) else None
-        added = [write_flags_json(flags, out / "flags.json"), write_flags_csv(flags, out / "flags.csv")]
-        # Workspace.export zips what it wrote; the flags come after it, so the zip is made again
-        members = [p for p in sorted(out.iterdir()) if p != archive and str(p) != str(project)]
-        write_zip(out, members, archive)
-        files = list(view.files)
-        before = next(
-            (i for i, f in enumerate(files) if Path(f).name in ("manifest.json", "project.json")), len(files)
-        )
-        files[before:before] = [str(p) for p in reversed(added)]  # csv first, as DOWNLOAD_ORDER
-        session.last_overlay = next(
-            (Path(f) for f in files if Path(f).suffix == ".mp4"), session.last_overlay
-        )
+        out = session.new_run_dir("export")
+        written = ws.export(out, flags=flags)
+        project = ws.save_project(out / "project.json")
+        files = [str(p) for p in _ordered_files(written)] + [str(project)]
+        if "overlay" in written:
+            session.last_overlay = Path(written["overlay"])
         count = len({f.frame for f in flags})
         status = (
             f"{len(files)} files ready; {count} flagged frame{'s' if count != 1 else ''} listed in flags.csv. "
             "PNG masks are inside the zip."
         )
-        return view._replace(files=files, status=status)
+        return DownloadView(
+            files,
+            gr.update(value=str(written["zip"]) if "zip" in written else None, interactive="zip" in written),
+            gr.update(value=str(project), interactive=True),
+            status,
+        )
+
+    @staticmethod
+    def reset_downloads() -> DownloadView:
+        """Step 6 with nothing to download (a new video, or nothing tracked yet)."""
+        return DownloadView(
+            None,
+            gr.update(value=None, interactive=False),
+            gr.update(value=None, interactive=False),
+            text.NOTHING_TRACKED,
+        )
 
     @guarded
     def overlay_view(self, session: UISession | None, request: gr.Request = None):
@@ -338,6 +368,20 @@ class ReviewLoop:
     def review_frame(self, session: UISession | None, frame_idx: float, request: gr.Request = None):
         """The slider moved: the frame, the status, the timeline cursor and the flags there."""
         return self.frame_view(self._session(session, request), frame_idx)[1:]
+
+    @guarded
+    def fix_frame(
+        self, session: UISession | None, frame_idx: float, request: gr.Request = None
+    ) -> RefineView:
+        """**Fix this frame**: step 3 on the review's frame (for a box or the brush)."""
+        session = self._session(session, request)
+        self.h.workspace(session)
+        session.frame_idx = int(round(frame_idx or 0))
+        session.box_start = None
+        return self.h.refine_view(
+            session,
+            "Fix the mask here, then press **Re-track changes** in step 5 (or **Track** for a full run).",
+        )
 
     @guarded
     def show(self, session: UISession | None, frame_idx: float, request: gr.Request = None) -> FrameView:
@@ -530,6 +574,33 @@ class ReviewLoop:
             duration=6,
         )
         return self.h.refine_view(session, f"Imported **{escape(names)}**: review them in step 5.")
+
+
+# ---------------------------------------------------------------------- small translations
+def review_status(ws, frame_idx: int) -> str:
+    """The line under the review picture: the frame, its time, what is tracked and what is visible."""
+    result = ws.result_at(frame_idx)
+    tracked = len(ws.store)
+    head = f"Frame {frame_idx} · {text.format_time(ws.info.time_of(frame_idx))} · {tracked} of {ws.info.num_frames} frames tracked."
+    if result is None or not result.object_ids:
+        return head + " No mask on this frame."
+    visible = [
+        ws.objects[oid].name
+        for oid, mask in zip(result.object_ids, result.masks, strict=True)
+        if oid in ws.objects and mask.any()
+    ]
+    lost = [o.name for o in ws.objects.values() if o.name not in visible]
+    line = head + (f" Visible: {escape(', '.join(visible))}." if visible else " No object visible.")
+    if lost:
+        line += f" Not found: {escape(', '.join(lost))}."
+    return line
+
+
+def _ordered_files(written: dict[str, Path]) -> list[Path]:
+    """The files of an export in :data:`DOWNLOAD_ORDER` (folders go in the zip only)."""
+    files = [Path(written[name]) for name in DOWNLOAD_ORDER if name in written]
+    files += [Path(p) for name, p in written.items() if name not in DOWNLOAD_ORDER]
+    return [p for p in dict.fromkeys(files) if p.is_file()]
 
 
 # ---------------------------------------------------------------------- the strip
@@ -834,6 +905,7 @@ SHORTCUTS_HEAD = f"<script>{SHORTCUTS_JS}</script>"
 __all__ = [
     "CSS",
     "SHORTCUTS_HEAD",
+    "DownloadView",
     "FrameView",
     "LoopView",
     "ReviewLoop",
