@@ -14,7 +14,7 @@ from tracker.models import ModelHub
 from tracker.results import ResultStore
 from tracker.settings import Settings
 from tracker.types import FrameResult
-from tracker.workspace import Workspace, _mask_iou
+from tracker.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
@@ -190,13 +190,3 @@ def test_import_png_masks_and_flags_on_planted_faults(ws, tmp_path):
         assert np.array_equal(ws.store.mask(f, 1), masks[f]), f
     got = {(fl.frame, fl.reason) for fl in ws.flags(with_clip=False)}
     assert got == {(6, "too_fast"), (10, "vanished"), (12, "reappeared")}
-
-
-def test_mask_iou_table():
-    a = np.zeros((4, 4), bool)
-    b = a.copy()
-    b[0, 0] = True
-    assert _mask_iou(a, a) == 1.0
-    assert _mask_iou(None, a) == 1.0
-    assert _mask_iou(a, b) == 0.0
-    assert _mask_iou(b, b) == 1.0

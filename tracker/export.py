@@ -48,6 +48,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from .errors import InputError
+from .masks import rle_to_json
 from .results import ResultStore, atomic_write, decode_rle
 from .trajectories import TrajectoryPoint, compute_trajectories
 from .types import Candidate, FrameResult, TrackedObject, VideoInfo, color_for
@@ -133,14 +134,6 @@ def _number(value: float) -> int | float:
 def _xywh(box) -> list[int | float]:
     x0, y0, x1, y1 = box
     return [_number(x0), _number(y0), _number(x1 - x0), _number(y1 - y0)]
-
-
-def _rle_json(rle: dict) -> dict:
-    counts = rle["counts"]
-    return {
-        "size": list(rle["size"]),
-        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
-    }
 
 
 def _write_json(data: Any, path: Path, indent: int | None = None) -> Path:
@@ -283,7 +276,7 @@ def write_coco(
                 "id": len(annotations) + 1,
                 "image_id": frame_idx + 1,
                 "category_id": category_of[object_id],
-                "segmentation": _rle_json(rle),
+                "segmentation": rle_to_json(rle),
                 "area": stats.area,
                 "bbox": _xywh(stats.box),
                 "iscrowd": 0,
@@ -343,7 +336,7 @@ def write_ytvis(
         if not stats.visible:
             continue
         lists = per_object[object_id]
-        lists["segmentations"][frame_idx] = _rle_json(rle)
+        lists["segmentations"][frame_idx] = rle_to_json(rle)
         lists["bboxes"][frame_idx] = _xywh(stats.box)
         lists["areas"][frame_idx] = stats.area
         scores[object_id].append(stats.score)

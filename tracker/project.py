@@ -60,10 +60,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import InputError, ProjectError
-from .results import ResultStore, atomic_write, decode_rle, encode_mask
+from .masks import mask_to_json
+from .results import ResultStore, atomic_write, decode_rle
 from .types import FramePrompt, TrackedObject, VideoInfo, color_for
 
 logger = logging.getLogger(__name__)
@@ -194,11 +193,6 @@ def _find_checkpoint(kind: str, name: str | None, settings: Any) -> Path | None:
 # -- edits -----------------------------------------------------------------------------------
 
 
-def _rle_to_json(mask: np.ndarray) -> dict:
-    rle = encode_mask(mask)
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def prompt_to_dict(prompt: FramePrompt) -> dict[str, Any]:
     """A :class:`FramePrompt` as JSON-ready fields (mask as compressed RLE)."""
     return {
@@ -207,7 +201,7 @@ def prompt_to_dict(prompt: FramePrompt) -> dict[str, Any]:
         "points": [[float(x), float(y)] for x, y in prompt.points],
         "labels": [int(label) for label in prompt.labels],
         "box": None if prompt.box is None else [float(v) for v in prompt.box],
-        "mask": None if prompt.mask is None else _rle_to_json(prompt.mask),
+        "mask": None if prompt.mask is None else mask_to_json(prompt.mask),
     }
 
 

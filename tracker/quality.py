@@ -60,6 +60,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
+from .masks import mask_box, mask_iou
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,7 @@ _FRAME_NUMBER = re.compile(r"(\d+)$")
 def region_similarity(gt: np.ndarray, pred: np.ndarray) -> float:
     """J: IoU of two ``H×W`` masks (any dtype, nonzero = inside); 1.0 when both are empty."""
     gt, pred = _as_bool_pair(gt, pred)
-    union = np.count_nonzero(gt | pred)
-    if union == 0:
-        return 1.0
-    return float(np.count_nonzero(gt & pred) / union)
+    return mask_iou(gt, pred, empty=1.0)
 
 
 def seg2bmap(mask: np.ndarray) -> np.ndarray:
@@ -543,24 +541,27 @@ def _evaluate_sequence(
 
 def _score_pair(gt: np.ndarray | None, pred: np.ndarray | None, radius: int) -> tuple[float, float]:
     """(J, F) of one object on one frame; either mask may be None (empty)."""
-    gt_any = gt is not None and gt.any()
-    pred_any = pred is not None and pred.any()
-    if not gt_any and not pred_any:
+    present = [
+        (mask, box)
+        for mask in (gt, pred)
+        if mask is not None
+        for box in (mask_box(mask),)
+        if box is not None
+    ]
+    if not present:
         return 1.0, 1.0
-    union_full = gt if not pred_any else pred if not gt_any else gt | pred
     # Crop to both masks plus a 1-pixel margin: seg2bmap on the crop equals seg2bmap on the image
     # (the margin rows/columns are background, so the special last-row/column rules agree), and
     # every boundary pixel lies inside the crop, so matching within it is exact.
-    rows = np.flatnonzero(union_full.any(axis=1))
-    cols = np.flatnonzero(union_full.any(axis=0))
-    height, width = union_full.shape
-    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, height)
-    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, width)
-    crop = (slice(y0, y1), slice(x0, x1))
-    g = gt[crop] if gt_any else np.zeros((y1 - y0, x1 - x0), dtype=bool)
-    p = pred[crop] if pred_any else np.zeros((y1 - y0, x1 - x0), dtype=bool)
-    union = np.count_nonzero(g | p)
-    j = float(np.count_nonzero(g & p) / union) if union else 1.0
+    height, width = present[0][0].shape
+    x0 = max(int(min(box[0] for _, box in present)) - 1, 0)
+    y0 = max(int(min(box[1] for _, box in present)) - 1, 0)
+    x1 = min(int(max(box[2] for _, box in present)) + 1, width)
+    y1 = min(int(max(box[3] for _, box in present)) + 1, height)
+    empty = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    g = gt[y0:y1, x0:x1] if gt is not None else empty
+    p = pred[y0:y1, x0:x1] if pred is not None else empty
+    j = mask_iou(g, p, empty=1.0)
 
     gt_boundary = seg2bmap(g)
     pred_boundary = seg2bmap(p)

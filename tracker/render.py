@@ -3,7 +3,7 @@
 Coordinates follow :mod:`tracker.types`: frames are ``H×W×3`` uint8 RGB, masks ``H×W`` bool at the
 frame's size, points ``(x, y)`` in working-video pixels with pixel centres at integer coordinates
 (a centroid is the mean column / row index of the mask's pixels, as in
-:func:`tracker.trajectories.centroid_of`).
+:func:`tracker.masks.mask_centroid`).
 
 :class:`OverlayWriter` pipes frames into the ffmpeg binary that ``imageio-ffmpeg`` ships and writes
 an H.264 (yuv420p, ``+faststart``) mp4 that browsers play, under a temporary name that is renamed
@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import VideoError
+from .masks import mask_box, mask_centroid
 from .types import FrameResult, Point, TrackedObject, color_for
 
 logger = logging.getLogger(__name__)
@@ -76,9 +77,10 @@ def draw_overlay(
             raise ValueError(f"masks are {result.width}×{result.height} but the frame is {width}×{height}")
         weight = int(round(alpha * 256))
         for object_id, mask in zip(result.object_ids, result.masks, strict=True):
-            box = _mask_box(mask)
-            if box is None:
+            tight = mask_box(mask)
+            if tight is None:
                 continue
+            box = (int(tight[0]), int(tight[1]), int(tight[2]), int(tight[3]))
             obj = objects.get(object_id)
             color = _rgb(obj.color if obj is not None else color_for(object_id))
             name = obj.name if obj is not None else ""
@@ -110,16 +112,6 @@ def draw_overlay(
 def _rgb(color: Sequence[int]) -> tuple[int, int, int]:
     red, green, blue = (int(c) for c in color)  # a project file may hold lists
     return red, green, blue
-
-
-def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Integer ``xyxy`` box (exclusive ends) of a bool mask, None if it is empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    y0, y1 = int(rows[0]), int(rows[-1]) + 1
-    cols = np.flatnonzero(mask[y0:y1].any(axis=0))
-    return int(cols[0]), y0, int(cols[-1]) + 1, y1
 
 
 def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
@@ -250,21 +242,6 @@ def _draw_trail(out: np.ndarray, trail: TrailPoints, color: tuple[int, int, int]
 # ---------------------------------------------------------------------------------- trails
 
 
-def _centroid(mask: np.ndarray) -> Point | None:
-    """Mean column / row index of the mask's pixels (None if empty), by projections."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    y0, y1 = int(rows[0]), int(rows[-1]) + 1
-    band = mask[y0:y1]
-    row_counts = np.count_nonzero(band, axis=1)
-    col_counts = np.count_nonzero(band, axis=0)
-    total = float(row_counts.sum())
-    cy = y0 + float(row_counts @ np.arange(row_counts.size)) / total
-    cx = float(col_counts @ np.arange(col_counts.size)) / total
-    return cx, cy
-
-
 class TrailHistory:
     """Each object's centroid over the last ``length`` frames, None where it was not visible.
 
@@ -287,7 +264,7 @@ class TrailHistory:
         present: set[int] = set()
         for object_id, mask in zip(result.object_ids, result.masks, strict=True):
             trail = self._trails.setdefault(object_id, deque(maxlen=self.length))
-            trail.append(_centroid(mask))
+            trail.append(mask_centroid(mask))
             present.add(object_id)
         for object_id in list(self._trails):
             if object_id not in present:
