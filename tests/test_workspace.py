@@ -190,3 +190,39 @@ def test_import_png_masks_and_flags_on_planted_faults(ws, tmp_path):
         assert np.array_equal(ws.store.mask(f, 1), masks[f]), f
     got = {(fl.frame, fl.reason) for fl in ws.flags(with_clip=False)}
     assert got == {(6, "too_fast"), (10, "vanished"), (12, "reappeared")}
+
+
+class _StopLoading(Exception):
+    pass
+
+
+class RecordingHub:
+    """A stand-in hub: hands out stand-in models and records how SAM 1 was asked for."""
+
+    def __init__(self) -> None:
+        self.sam1_calls: list[tuple[tuple, dict]] = []
+
+    def clip(self, *args, **kwargs) -> object:
+        return object()
+
+    def sam2(self, *args, **kwargs) -> object:
+        return object()
+
+    def sam1(self, *args, **kwargs) -> object:
+        self.sam1_calls.append((args, kwargs))
+        raise _StopLoading
+
+    def lock_for(self, model) -> threading.RLock:
+        return threading.RLock()
+
+
+def test_find_loads_sam1_from_the_settings_checkpoint(video, tmp_path):
+    mine = tmp_path / "my_sam1.pth"
+    hub = RecordingHub()
+    settings = _settings(random_weights=False, mask_generator="sam1-auto", sam1_model="vit_l", sam1_checkpoint=mine)
+    with Workspace.open(video[0], hub, settings, tmp_path / "work") as workspace:
+        with pytest.raises(_StopLoading):
+            list(workspace.find_candidates("red disc"))
+    [(args, kwargs)] = hub.sam1_calls
+    assert args == ("vit_l",)
+    assert kwargs["checkpoint"] == mine

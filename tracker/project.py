@@ -63,7 +63,11 @@ from typing import Any
 from .errors import InputError, ProjectError
 from .masks import mask_to_json
 from .results import ResultStore, atomic_write, decode_rle
+from .settings import Settings
 from .types import FramePrompt, TrackedObject, VideoInfo, color_for
+
+#: A run's settings: the dataclass, or its ``to_dict()`` form as a manifest stores it.
+SettingsLike = Settings | dict[str, Any]
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +170,7 @@ def model_record(
     return {"name": name, "checkpoint_sha256": digest}
 
 
-def _find_checkpoint(kind: str, name: str | None, settings: Any) -> Path | None:
+def _find_checkpoint(kind: str, name: str | None, settings: SettingsLike | None) -> Path | None:
     """The checkpoint a model was (or would be) loaded from, without downloading; None if unknown."""
 
     def setting(key: str) -> Any:
@@ -264,7 +268,7 @@ def video_record(info: VideoInfo, fingerprint: str | None = None) -> dict[str, A
     }
 
 
-def _settings_dict(settings: Any) -> dict[str, Any]:
+def _settings_dict(settings: SettingsLike | None) -> dict[str, Any]:
     if settings is None:
         return {}
     if hasattr(settings, "to_dict"):
@@ -301,7 +305,7 @@ class Project:
     def create(
         cls,
         info: VideoInfo,
-        settings: Any = None,
+        settings: SettingsLike | None = None,
         objects: Any = (),
         history: Any = (),
         prompt: str = "",

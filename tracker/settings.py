@@ -43,6 +43,7 @@ class Settings:
     checkpoints_dir: Path | None = None
     sam2_checkpoint: Path | None = None
     clip_checkpoint: Path | None = None
+    sam1_checkpoint: Path | None = None  # explicit segment-anything file for mask_generator "sam1-auto"
     offline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,7 +57,7 @@ class Settings:
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("checkpoints_dir", "sam2_checkpoint", "clip_checkpoint"):
+        for key in ("checkpoints_dir", "sam2_checkpoint", "clip_checkpoint", "sam1_checkpoint"):
             if values.get(key):
                 values[key] = Path(values[key])
         return cls(**values)

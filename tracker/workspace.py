@@ -227,6 +227,7 @@ class Workspace:
                     s.sam1_model,
                     device=self.device,
                     random_weights=s.random_weights,
+                    checkpoint=s.sam1_checkpoint,
                     checkpoints_dir=s.checkpoints_dir,
                     offline=s.offline,
                 )
