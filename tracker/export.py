@@ -77,7 +77,7 @@ def davis_palette() -> tuple[int, ...]:
 
     Built by spreading the bits of the index over the three channels, high bit first.
     """
-    palette = []
+    palette: list[int] = []
     for index in range(256):
         r = g = b = 0
         value = index
@@ -192,6 +192,14 @@ def label_map(store: ResultStore, frame_idx: int) -> np.ndarray:
     return labels
 
 
+def _anything_visible(store: ResultStore, frame_idx: int) -> bool:
+    for object_id in store.objects_on(frame_idx):
+        stats = store.stats(frame_idx, object_id)
+        if stats is not None and stats.visible:
+            return True
+    return False
+
+
 def _png_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -215,7 +223,7 @@ def write_png_masks(store: ResultStore, out_dir: str | os.PathLike, num_frames: 
     drawn = [
         frame_idx
         for frame_idx in store.frames()
-        if frame_idx < count and any(store.stats(frame_idx, o).visible for o in store.objects_on(frame_idx))
+        if frame_idx < count and _anything_visible(store, frame_idx)
     ]
     with _atomic_dir(out_dir) as tmp:
         drawn_set = set(drawn)
@@ -267,7 +275,7 @@ def write_coco(
         }
         for frame_idx in range(store.num_frames)
     ]
-    annotations = []
+    annotations: list[dict[str, Any]] = []
     for frame_idx, object_id, rle, stats in store.items():
         if not stats.visible:
             continue

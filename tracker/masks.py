@@ -60,6 +60,11 @@ class MaskStats:
 # ---------------------------------------------------------------------------------- geometry
 
 
+def _rows_hit(masks: np.ndarray) -> np.ndarray:
+    """Which rows of each mask hold a pixel: ``H`` bool for a mask, ``N×H`` for a stack."""
+    return np.asarray(masks.any(axis=-1))
+
+
 def _box(mask: np.ndarray, rows_hit: np.ndarray) -> tuple[int, int, int, int] | None:
     """Integer ``xyxy`` box of ``mask`` given ``rows_hit = mask.any(axis=1)``; None if empty."""
     ys = np.flatnonzero(rows_hit)
@@ -87,18 +92,18 @@ def _stats(mask: np.ndarray, rows_hit: np.ndarray, score: float) -> MaskStats:
 
 def mask_box(mask: np.ndarray) -> Box | None:
     """Tight ``xyxy`` box of an ``H×W`` bool mask (pixel edges: x1 = last column + 1), None if empty."""
-    box = _box(mask, mask.any(axis=1))
+    box = _box(mask, _rows_hit(mask))
     return None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 
 
 def mask_centroid(mask: np.ndarray) -> Point | None:
     """``(cx, cy)``: mean column / row index of an ``H×W`` bool mask's pixels, None if empty."""
-    return _stats(mask, mask.any(axis=1), 1.0).centroid
+    return _stats(mask, _rows_hit(mask), 1.0).centroid
 
 
 def mask_stats(mask: np.ndarray, score: float = 1.0) -> MaskStats:
     """Area, tight box and centroid of an ``H×W`` bool mask (see the module's conventions)."""
-    return _stats(mask, mask.any(axis=1), float(score))
+    return _stats(mask, _rows_hit(mask), float(score))
 
 
 def stack_stats(masks: np.ndarray, scores: Sequence[float] | np.ndarray | None = None) -> list[MaskStats]:
@@ -111,7 +116,7 @@ def stack_stats(masks: np.ndarray, scores: Sequence[float] | np.ndarray | None =
         raise ValueError(f"expected an N×H×W stack of masks, got shape {masks.shape}")
     if scores is not None and len(scores) != masks.shape[0]:
         raise ValueError(f"{len(scores)} scores for {masks.shape[0]} masks")
-    rows_hit = masks.any(axis=2)
+    rows_hit = _rows_hit(masks)
     return [
         _stats(masks[i], rows_hit[i], 1.0 if scores is None else float(scores[i]))
         for i in range(masks.shape[0])

@@ -43,6 +43,7 @@ ground truth treated as background (DAVIS's void label; see ``void_label``):
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -204,7 +205,7 @@ class Scores:
     def jf_mean(self) -> float:
         return (self.j_mean + self.f_mean) / 2
 
-    def score_dict(self) -> dict[str, float]:
+    def score_dict(self) -> dict[str, float | None]:
         names = ("jf_mean", "j_mean", "j_recall", "j_decay", "f_mean", "f_recall", "f_decay")
         return {name: _round(getattr(self, name)) for name in names}
 
@@ -367,7 +368,7 @@ def _format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
 
 
-def _round(value: float) -> float | None:
+def _round(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 6)
 
 
@@ -654,8 +655,16 @@ def _mapping_frames(frames: Any, role: str) -> dict[int, FrameLoader]:
             index = int(frame)
         except (TypeError, ValueError):
             raise InputError(f"The {role} has a frame key {frame!r} that is not a frame number.") from None
-        out[index] = lambda data=data: data
+        out[index] = functools.partial(_same, data)
     return out
+
+
+def _same(data: FrameData) -> FrameData:
+    return data
+
+
+def _read_zipped_png(archive: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
+    return _read_png(io.BytesIO(archive.read(name)), where)
 
 
 def _store_frames(store: Any) -> dict[int, FrameLoader]:
@@ -671,7 +680,7 @@ def _store_frames(store: Any) -> dict[int, FrameLoader]:
                 masks[object_id] = None
         return masks
 
-    return {int(frame): (lambda frame=frame: load(frame)) for frame in store.frames()}
+    return {int(frame): functools.partial(load, frame) for frame in store.frames()}
 
 
 def _open_path(path: Path, stack: ExitStack, role: str) -> dict[str, dict[int, FrameLoader]]:
@@ -680,7 +689,7 @@ def _open_path(path: Path, stack: ExitStack, role: str) -> dict[str, dict[int, F
     files: dict[PurePosixPath, FrameLoader]
     if path.is_dir():
         files = {
-            PurePosixPath(p.relative_to(path).as_posix()): (lambda p=p: _read_png(p, str(p)))
+            PurePosixPath(p.relative_to(path).as_posix()): functools.partial(_read_png, p, str(p))
             for p in path.rglob("*")
             if p.suffix.lower() == ".png" and p.is_file()
         }
@@ -688,9 +697,7 @@ def _open_path(path: Path, stack: ExitStack, role: str) -> dict[str, dict[int, F
     elif zipfile.is_zipfile(path):
         archive = stack.enter_context(zipfile.ZipFile(path))
         files = {
-            PurePosixPath(name): (
-                lambda name=name: _read_png(io.BytesIO(archive.read(name)), f"{path}:{name}")
-            )
+            PurePosixPath(name): functools.partial(_read_zipped_png, archive, name, f"{path}:{name}")
             for name in archive.namelist()
             if name.lower().endswith(".png") and not name.endswith("/")
         }

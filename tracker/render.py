@@ -176,7 +176,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def _label_patch(text: str, color: tuple[int, int, int], size: int) -> np.ndarray:
     """RGBA patch: a colour swatch and white text on a dark box. Cached: labels repeat every frame."""
     font = _font(size)
-    left, top, right, bottom = font.getbbox(text)
+    left, top, right, bottom = (int(v) for v in font.getbbox(text))  # ints already; typed as floats
     pad = max(2, size // 5)
     swatch = max(4, size // 2)
     width = pad + swatch + pad + (right - left) + pad
@@ -207,11 +207,11 @@ def _point_patch(color: tuple[int, int, int], radius: int) -> np.ndarray:
 def _draw_trail(out: np.ndarray, trail: TrailPoints, color: tuple[int, int, int]) -> None:
     """A polyline through the trail's points, older segments thinner and more transparent."""
     count = len(trail)
-    segments = [
-        (k, trail[k - 1], trail[k])
-        for k in range(1, count)
-        if trail[k - 1] is not None and trail[k] is not None
-    ]
+    segments: list[tuple[int, Point, Point]] = []
+    for k in range(1, count):
+        start, end = trail[k - 1], trail[k]
+        if start is not None and end is not None:
+            segments.append((k, start, end))
     if not segments:
         return
     height, width = out.shape[:2]
@@ -430,7 +430,7 @@ class OverlayWriter:
             self._queue.put(frame)
         else:
             try:
-                self._stdin.write(frame)
+                self._stdin.write(frame.data)  # the contiguous pixels, not a copy
             except OSError as exc:
                 raise self._failure(exc) from None
         self._frames_written += 1

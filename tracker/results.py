@@ -43,14 +43,14 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from .errors import ProjectError
 from .masks import MaskStats, decode_rle, encode_mask, mask_stats, stack_stats
-from .types import FrameResult
+from .types import Box, FrameResult
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,11 @@ def _unpack(entry: bytes) -> MaskStats:
     if area == 0:
         return MaskStats(0, None, None, score)
     return MaskStats(area, (float(x0), float(y0), float(x1), float(y1)), (cx, cy), score)
+
+
+def _box_from(values: Iterable[Any]) -> Box:
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return x0, y0, x1, y1
 
 
 def _counts(entry: bytes) -> bytes:
@@ -255,7 +260,7 @@ class ResultStore:
             theirs = {f: dict(e) for f, e in other._frames.items()}
         return mine == theirs
 
-    __hash__ = None  # mutable
+    # Defining __eq__ leaves __hash__ None: a store is mutable, so it is not hashable.
 
     def __repr__(self) -> str:
         return (
@@ -298,7 +303,7 @@ class ResultStore:
         ]
 
     @classmethod
-    def _from_parts(cls, header: object, records: Iterable[object], source: str) -> ResultStore:
+    def _from_parts(cls, header: object, records: Iterable[Any], source: str) -> ResultStore:
         """Build a store from a header and frame records; anything malformed → :class:`ProjectError`."""
         position = "header"
         try:
@@ -320,8 +325,8 @@ class ResultStore:
                     centroid = obj["centroid"]
                     stats = MaskStats(
                         int(obj["area"]),
-                        None if box is None else tuple(float(v) for v in box),
-                        None if centroid is None else tuple(float(v) for v in centroid),
+                        None if box is None else _box_from(box),
+                        None if centroid is None else (float(centroid[0]), float(centroid[1])),
                         float(obj["score"]),
                     )
                     entries[int(obj["id"])] = _pack(stats, obj["counts"].encode("ascii"))
@@ -376,10 +381,10 @@ class ResultStore:
                     with io.TextIOWrapper(zipped, encoding="ascii") as text:
                         self.dump(text)
             else:
-                text = io.TextIOWrapper(raw, encoding="ascii")
-                self.dump(text)
-                text.flush()
-                text.detach()  # leave ``raw`` open for atomic_write to fsync and close
+                plain = io.TextIOWrapper(raw, encoding="ascii")
+                self.dump(plain)
+                plain.flush()
+                plain.detach()  # leave ``raw`` open for atomic_write to fsync and close
         logger.debug("saved %d frames of results to %s", len(self), path)
         return path
 

@@ -78,16 +78,17 @@ def resolve_settings(settings: Settings) -> Settings:
             ) from None
     else:
         preset = default_preset(device)
-    fill = {
+    image_size = settings.image_size or preset.image_size
+    fill: dict[str, Any] = {
         "preset": preset.name,
         "sam2_model": settings.sam2_model or preset.sam2_model,
-        "image_size": settings.image_size or preset.image_size,
+        "image_size": image_size,
         "max_size": settings.max_size or preset.max_size,
         "points_per_side": settings.points_per_side or preset.points_per_side,
         "top_frames": settings.top_frames or preset.top_frames,
     }
     resolved = dataclasses.replace(settings, **fill)
-    if resolved.image_size % 32:
+    if image_size % 32:
         raise InputError(f"The processing size must be a multiple of 32 (got {resolved.image_size}).")
     if resolved.max_objects < 1:
         raise InputError("--max-objects must be at least 1.")

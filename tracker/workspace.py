@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from .errors import Cancelled, InputError, ProjectError, TrackerError
 from .masks import mask_iou, resize_mask
 from .settings import Settings, resolve_settings
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
+
+if TYPE_CHECKING:
+    from .session import TrackingSession
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ class Workspace:
         self.negative_text: str | None = None
         self.store = ResultStore(info.width, info.height, info.num_frames)
         self._lock = threading.RLock()
-        self._session = None
+        self._session: TrackingSession | None = None
         self._history: list[Edit] = []
         self._redo: list[Edit] = []
         self._prompts: dict[tuple[int, int], FramePrompt] = {}  # (object_id, frame) → current prompt
@@ -481,7 +484,7 @@ class Workspace:
         with self._lock:
             frame = self.frame(frame_idx)
             result = self.result_at(frame_idx)
-            points = []
+            points: list[tuple[float, float, int]] = []
             for (_, f), prompt in self._prompts.items():
                 if f == frame_idx:
                     points.extend(

@@ -209,7 +209,7 @@ class Heatmap:
         for _ in range(count):
             if not np.isfinite(heat).any():
                 break
-            top = np.unravel_index(int(np.argmax(heat)), heat.shape)
+            top = tuple(int(i) for i in np.unravel_index(int(np.argmax(heat)), heat.shape))
             plateau = _plateau(heat, top)
             r, c = float(rows[plateau].mean()), float(cols[plateau].mean())
             x = min((c + 0.5) * self.cell, self.width - 0.5)
