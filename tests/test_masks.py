@@ -257,5 +257,10 @@ def test_merge_ids(first, second, expected):
 
 def test_empty():
     empty = FrameResult.empty(7, H, W)
-    assert (empty.frame_idx, empty.object_ids, empty.masks.shape, empty.scores.shape) == (7, (), (0, H, W), (0,))
+    assert (empty.frame_idx, empty.object_ids, empty.masks.shape, empty.scores.shape) == (
+        7,
+        (),
+        (0, H, W),
+        (0,),
+    )
     assert empty.label_map().shape == (H, W)

@@ -150,4 +150,6 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
     if image.shape[1] == width and image.shape[0] == height:
         return image
-    return np.array(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.Resampling.BICUBIC))
+    return np.array(
+        Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.Resampling.BICUBIC)
+    )

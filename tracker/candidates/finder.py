@@ -343,9 +343,7 @@ class CandidateFinder:
         with self._model_lock, self._autocast():
             return self.proposer(image, points)
 
-    def _finish(
-        self, prompt: str, search: _Search, take_best: bool, elapsed: float
-    ) -> Iterator[FinderEvent]:
+    def _finish(self, prompt: str, search: _Search, take_best: bool, elapsed: float) -> Iterator[FinderEvent]:
         """The ``"done"`` event, or :class:`NoCandidates` when nothing passed and no fallback applies."""
         options = self.options
         if search.passing:
