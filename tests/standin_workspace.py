@@ -22,8 +22,9 @@ import imageio_ffmpeg
 import numpy as np
 
 from tracker.errors import InputError, VideoError
+from tracker.masks import mask_box
 from tracker.settings import Settings
-from tracker.types import Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for, mask_box
+from tracker.types import Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 from tracker.workspace import FindEvent, TrackEvent
 
 PRESET_NAMES = ("fast", "balanced", "quality")

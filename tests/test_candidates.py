@@ -39,7 +39,8 @@ from tracker.candidates import (
     window_grid,
 )
 from tracker.errors import Cancelled, InputError, NoCandidates
-from tracker.types import Candidate, mask_box
+from tracker.masks import mask_box
+from tracker.types import Candidate
 from tracker.video import VideoReader, probe
 
 WIDTH, HEIGHT, FPS, FRAMES = 320, 240, 24.0, 48  # 2 seconds

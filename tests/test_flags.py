@@ -24,7 +24,6 @@ from tracker.flags import (
     VANISHED,
     Flag,
     FlagThresholds,
-    FrameStats,
     box_iou,
     compute_flags,
     flags_at,
@@ -37,6 +36,7 @@ from tracker.flags import (
     write_flags_csv,
     write_flags_json,
 )
+from tracker.masks import MaskStats
 
 WIDTH, HEIGHT = 640, 480
 _YY, _XX = np.ogrid[:HEIGHT, :WIDTH]
@@ -327,7 +327,7 @@ def test_timeline_codes(scenario):
 class FakeStore:
     """The slice of tracker.results.ResultStore the adapters use."""
 
-    def __init__(self, series: dict[int, dict[int, FrameStats | None]]) -> None:
+    def __init__(self, series: dict[int, dict[int, MaskStats | None]]) -> None:
         self._series = series
 
     @property
@@ -337,7 +337,7 @@ class FakeStore:
     def frames(self) -> list[int]:
         return sorted({f for per_frame in self._series.values() for f in per_frame})
 
-    def stats(self, frame: int, object_id: int) -> FrameStats | None:
+    def stats(self, frame: int, object_id: int) -> MaskStats | None:
         return self._series[object_id].get(frame)
 
 

@@ -6,10 +6,10 @@ whole file stays in the tens of seconds on a 2-core CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from tracker.models import (
     validate_image_size,
 )
 from tracker.registry import sam2_spec
+from tracker.settings import Settings
 from tracker.weights import CheckpointError, file_sha256
 
 pytestmark = pytest.mark.slow
@@ -414,16 +415,9 @@ def test_sam1_strict_load(sam1, tmp_path) -> None:
         models._load_strict(sam1, state, spec, tmp_path / spec.checkpoint)
 
 
-@dataclass
-class FakeSettings:
-    sam2_model: str | None = "tiny"
-    clip_model: str = "ViT-B-32/laion2b_s34b_b79k"
-    mask_generator: str = "points"
-    sam1_model: str = "vit_b"
-    random_weights: bool = False
-    checkpoints_dir: Path | None = None
-    sam2_checkpoint: Path | None = None
-    clip_checkpoint: Path | None = None
+def run_settings(**values) -> Settings:
+    """The run's real :class:`Settings`, with SAM 2 tiny named (the preset would pick it)."""
+    return Settings(**{"sam2_model": "tiny", **values})
 
 
 @pytest.mark.parametrize(
@@ -436,7 +430,7 @@ class FakeSettings:
     ],
 )
 def test_mask_generator_spec(mask_generator, sam1_model, expected) -> None:
-    spec = mask_generator_spec(FakeSettings(mask_generator=mask_generator, sam1_model=sam1_model))
+    spec = mask_generator_spec(run_settings(mask_generator=mask_generator, sam1_model=sam1_model))
     assert (spec.name if spec else None) == expected
 
 
@@ -451,23 +445,28 @@ def no_hf_cache(monkeypatch):
 @pytest.mark.parametrize(
     ("settings", "present", "missing"),
     [
-        (FakeSettings(), [], ["sam2.1_hiera_tiny.pt", "ViT-B-32__laion2b_s34b_b79k.safetensors"]),
+        (run_settings(), [], ["sam2.1_hiera_tiny.pt", "ViT-B-32__laion2b_s34b_b79k.safetensors"]),
         (
-            FakeSettings(sam2_model=None),
+            run_settings(sam2_model=None),
             ["sam2.1_hiera_tiny.pt"],
             ["ViT-B-32__laion2b_s34b_b79k.safetensors"],
         ),
         (
-            FakeSettings(sam2_model="large", mask_generator="sam1-auto"),
+            run_settings(sam2_model="large", mask_generator="sam1-auto"),
             ["ViT-B-32__laion2b_s34b_b79k.bin"],
             ["sam2.1_hiera_large.pt", "sam_vit_b_01ec64.pth"],
         ),
-        (FakeSettings(), ["sam2.1_hiera_tiny.pt", "ViT-B-32__laion2b_s34b_b79k.safetensors"], []),
-        (FakeSettings(random_weights=True), [], []),
+        (run_settings(), ["sam2.1_hiera_tiny.pt", "ViT-B-32__laion2b_s34b_b79k.safetensors"], []),
+        (run_settings(random_weights=True), [], []),
         (
-            FakeSettings(sam2_checkpoint=Path("/nowhere/mine.pt")),
+            run_settings(sam2_checkpoint=Path("/nowhere/mine.pt")),
             ["sam2.1_hiera_tiny.pt", "ViT-B-32__laion2b_s34b_b79k.bin"],
             ["mine.pt"],
+        ),
+        (  # an explicit SAM 1 file is the one looked for, not the folder's
+            run_settings(mask_generator="sam1-auto", sam1_checkpoint=Path("/nowhere/my_sam1.pth")),
+            ["sam2.1_hiera_tiny.pt", "ViT-B-32__laion2b_s34b_b79k.bin", "sam_vit_b_01ec64.pth"],
+            ["my_sam1.pth"],
         ),
     ],
 )
@@ -480,12 +479,26 @@ def test_missing_weights(no_hf_cache, tmp_path, settings, present, missing) -> N
         assert "python -m tracker download" in error.fix
 
 
+def test_an_explicit_sam1_checkpoint_is_honoured(no_hf_cache, tmp_path) -> None:
+    for name in ("sam2.1_hiera_tiny.pt", "ViT-B-32__laion2b_s34b_b79k.bin"):
+        (tmp_path / name).write_bytes(b"x")
+    mine = tmp_path / "elsewhere" / "my_sam1.pth"
+    mine.parent.mkdir()
+    mine.write_bytes(b"x")
+    settings = run_settings(mask_generator="sam1-auto", sam1_checkpoint=mine)
+    assert missing_weights(settings, checkpoints_dir=tmp_path) == []  # the folder has no SAM 1 file
+    folder_only = dataclasses.replace(settings, sam1_checkpoint=None)
+    assert [e.filename for e in missing_weights(folder_only, checkpoints_dir=tmp_path)] == ["sam_vit_b_01ec64.pth"]
+    # a project file keeps it
+    assert Settings.from_dict(settings.to_dict()).sam1_checkpoint == mine
+
+
 def test_settings_folder_beats_hub_folder(no_hf_cache, tmp_path) -> None:
     (tmp_path / "sam2.1_hiera_tiny.pt").write_bytes(b"x")
     (tmp_path / "ViT-B-32__laion2b_s34b_b79k.safetensors").write_bytes(b"x")
     hub = ModelHub(checkpoints_dir=tmp_path / "empty")
-    assert len(hub.missing_weights(FakeSettings())) == 2
-    assert hub.missing_weights(FakeSettings(checkpoints_dir=tmp_path)) == []
+    assert len(hub.missing_weights(run_settings())) == 2
+    assert hub.missing_weights(run_settings(checkpoints_dir=tmp_path)) == []
 
 
 # ------------------------------------------------------------------ ModelHub

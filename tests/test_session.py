@@ -28,7 +28,7 @@ NUM_FRAMES = 12
 
 
 class ListFrames:
-    """An in-memory FrameSource."""
+    """An in-memory FrameSequence."""
 
     def __init__(self, frames: list[np.ndarray]) -> None:
         self.frames = frames

@@ -8,7 +8,6 @@ import pytest
 from tracker.results import ResultStore
 from tracker.trajectories import (
     TrajectoryPoint,
-    centroid_of,
     compute_trajectories,
     trajectories_by_object,
 )
@@ -88,11 +87,3 @@ def test_time_uses_timestamps_for_variable_frame_rate(store):
 
 def test_empty_store():
     assert compute_trajectories(ResultStore(W, H, N), info()) == []
-
-
-@pytest.mark.parametrize(
-    "mask, expected",
-    [(square(3, 5, 1), (3.0, 5.0)), (square(0, 0, 2), (0.5, 0.5)), (np.zeros((H, W), bool), None)],
-)
-def test_centroid_of(mask, expected):
-    assert centroid_of(mask) == expected

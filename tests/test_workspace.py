@@ -14,7 +14,7 @@ from tracker.models import ModelHub
 from tracker.results import ResultStore
 from tracker.settings import Settings
 from tracker.types import FrameResult
-from tracker.workspace import Workspace, _mask_iou
+from tracker.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
@@ -195,11 +195,37 @@ def test_import_png_masks_and_flags_on_planted_faults(ws, tmp_path):
     assert got == {(6, "too_fast"), (10, "vanished"), (12, "reappeared")}
 
 
-def test_mask_iou_table():
-    a = np.zeros((4, 4), bool)
-    b = a.copy()
-    b[0, 0] = True
-    assert _mask_iou(a, a) == 1.0
-    assert _mask_iou(None, a) == 1.0
-    assert _mask_iou(a, b) == 0.0
-    assert _mask_iou(b, b) == 1.0
+class _StopLoading(Exception):
+    pass
+
+
+class RecordingHub:
+    """A stand-in hub: hands out stand-in models and records how SAM 1 was asked for."""
+
+    def __init__(self) -> None:
+        self.sam1_calls: list[tuple[tuple, dict]] = []
+
+    def clip(self, *args, **kwargs) -> object:
+        return object()
+
+    def sam2(self, *args, **kwargs) -> object:
+        return object()
+
+    def sam1(self, *args, **kwargs) -> object:
+        self.sam1_calls.append((args, kwargs))
+        raise _StopLoading
+
+    def lock_for(self, model) -> threading.RLock:
+        return threading.RLock()
+
+
+def test_find_loads_sam1_from_the_settings_checkpoint(video, tmp_path):
+    mine = tmp_path / "my_sam1.pth"
+    hub = RecordingHub()
+    settings = _settings(random_weights=False, mask_generator="sam1-auto", sam1_model="vit_l", sam1_checkpoint=mine)
+    with Workspace.open(video[0], hub, settings, tmp_path / "work") as workspace:
+        with pytest.raises(_StopLoading):
+            list(workspace.find_candidates("red disc"))
+    [(args, kwargs)] = hub.sam1_calls
+    assert args == ("vit_l",)
+    assert kwargs["checkpoint"] == mine

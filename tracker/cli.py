@@ -113,6 +113,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--sam2-checkpoint", type=Path, help="explicit SAM 2 checkpoint file")
     g.add_argument("--clip-checkpoint", type=Path, help="explicit open_clip checkpoint file")
+    g.add_argument("--sam1-checkpoint", type=Path, help="explicit segment-anything checkpoint file (sam1-auto)")
     g.add_argument("--offline", action="store_true", help="never download; only use local files")
 
 
@@ -286,6 +287,7 @@ def _settings(args: argparse.Namespace):
         checkpoints_dir=args.checkpoints_dir,
         sam2_checkpoint=args.sam2_checkpoint,
         clip_checkpoint=args.clip_checkpoint,
+        sam1_checkpoint=args.sam1_checkpoint,
         offline=args.offline,
     )
 

@@ -50,6 +50,7 @@ from pycocotools import mask as mask_utils
 
 from .errors import InputError
 from .flags import Flag, write_flags_csv, write_flags_json
+from .masks import rle_to_json
 from .results import ResultStore, atomic_write, decode_rle
 from .trajectories import TrajectoryPoint, compute_trajectories
 from .types import Candidate, FrameResult, TrackedObject, VideoInfo, color_for
@@ -78,7 +79,7 @@ def davis_palette() -> tuple[int, ...]:
 
     Built by spreading the bits of the index over the three channels, high bit first.
     """
-    palette = []
+    palette: list[int] = []
     for index in range(256):
         r = g = b = 0
         value = index
@@ -137,14 +138,6 @@ def _xywh(box) -> list[int | float]:
     return [_number(x0), _number(y0), _number(x1 - x0), _number(y1 - y0)]
 
 
-def _rle_json(rle: dict) -> dict:
-    counts = rle["counts"]
-    return {
-        "size": list(rle["size"]),
-        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
-    }
-
-
 def _write_json(data: Any, path: Path, indent: int | None = None) -> Path:
     with atomic_write(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=indent, ensure_ascii=False)
@@ -201,6 +194,14 @@ def label_map(store: ResultStore, frame_idx: int) -> np.ndarray:
     return labels
 
 
+def _anything_visible(store: ResultStore, frame_idx: int) -> bool:
+    for object_id in store.objects_on(frame_idx):
+        stats = store.stats(frame_idx, object_id)
+        if stats is not None and stats.visible:
+            return True
+    return False
+
+
 def _png_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -224,7 +225,7 @@ def write_png_masks(store: ResultStore, out_dir: str | os.PathLike, num_frames: 
     drawn = [
         frame_idx
         for frame_idx in store.frames()
-        if frame_idx < count and any(store.stats(frame_idx, o).visible for o in store.objects_on(frame_idx))
+        if frame_idx < count and _anything_visible(store, frame_idx)
     ]
     with _atomic_dir(out_dir) as tmp:
         drawn_set = set(drawn)
@@ -276,7 +277,7 @@ def write_coco(
         }
         for frame_idx in range(store.num_frames)
     ]
-    annotations = []
+    annotations: list[dict[str, Any]] = []
     for frame_idx, object_id, rle, stats in store.items():
         if not stats.visible:
             continue
@@ -285,7 +286,7 @@ def write_coco(
                 "id": len(annotations) + 1,
                 "image_id": frame_idx + 1,
                 "category_id": category_of[object_id],
-                "segmentation": _rle_json(rle),
+                "segmentation": rle_to_json(rle),
                 "area": stats.area,
                 "bbox": _xywh(stats.box),
                 "iscrowd": 0,
@@ -345,7 +346,7 @@ def write_ytvis(
         if not stats.visible:
             continue
         lists = per_object[object_id]
-        lists["segmentations"][frame_idx] = _rle_json(rle)
+        lists["segmentations"][frame_idx] = rle_to_json(rle)
         lists["bboxes"][frame_idx] = _xywh(stats.box)
         lists["areas"][frame_idx] = stats.area
         scores[object_id].append(stats.score)

@@ -42,8 +42,8 @@ and speed levels need ``min_history`` frames first, and the area level restarts 
 absence because an object coming back from an occlusion often returns at a different size.
 
 Inputs are plain: a per-object series ``{object_id: {frame: stats}}`` where ``stats`` is a
-:class:`FrameStats`, anything with ``area``, ``box``, ``centroid`` and ``score`` attributes
-(``tracker.results.MaskStats``) or a dict with those keys; ``None`` or area 0 means absent.
+:class:`tracker.masks.MaskStats` (what a ``ResultStore`` keeps), anything else with ``area``,
+``box``, ``centroid`` and ``score`` attributes, or a dict with those keys; ``None`` or area 0 means absent.
 Frames not in the series were not tracked and are skipped (they neither vanish nor count as
 a gap); list absent frames explicitly or pass ``frames``. :func:`flags_from_store` adapts a
 ``ResultStore``; :func:`stats_from_masks` builds a series from ``{frame: {object_id: mask}}``.
@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .masks import MaskStats
 from .types import Box, Point
 
 log = logging.getLogger(__name__)
@@ -85,36 +86,6 @@ REASONS: tuple[str, ...] = (VANISHED, REAPPEARED, AREA_JUMP, TOO_FAST, LOW_SCORE
 ABSENT, PRESENT, FLAGGED = 0, 1, 2
 
 FLAGS_JSON_VERSION = 1
-
-
-@dataclass(frozen=True)
-class FrameStats:
-    """One object on one frame: mask area (pixels), tight ``xyxy`` box, centroid ``(x, y)``
-    and SAM 2's presence probability in ``[0, 1]`` (1.0 where unknown). Area 0 = absent."""
-
-    area: int
-    box: Box | None = None
-    centroid: Point | None = None
-    score: float = 1.0
-
-    @classmethod
-    def from_mask(cls, mask: np.ndarray, score: float = 1.0) -> FrameStats:
-        """From an ``H×W`` bool mask, as ``tracker.results.mask_stats``: box edges are pixel
-        edges (x1 = last column + 1), the centroid is the mean column / row index."""
-        mask = np.asarray(mask, dtype=bool)
-        if mask.ndim != 2:
-            raise ValueError(f"FrameStats.from_mask expects an H×W mask, got shape {mask.shape}")
-        per_column = mask.sum(axis=0)
-        area = int(per_column.sum())
-        if area == 0:
-            return cls(0, None, None, float(score))
-        per_row = mask.sum(axis=1)
-        xs = np.flatnonzero(per_column)
-        ys = np.flatnonzero(per_row)
-        box = (float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1))
-        cx = float(per_column @ np.arange(mask.shape[1])) / area
-        cy = float(per_row @ np.arange(mask.shape[0])) / area
-        return cls(area, box, (cx, cy), float(score))
 
 
 @dataclass(frozen=True)
@@ -260,10 +231,10 @@ def flags_from_store(
     return compute_flags(series, clip_scores, thresholds, frames=frames)
 
 
-def series_from_store(store: Any) -> dict[int, dict[int, FrameStats | None]]:
-    """``{object_id: {frame: FrameStats or None}}`` for every tracked frame of a ``ResultStore``."""
+def series_from_store(store: Any) -> dict[int, dict[int, MaskStats | None]]:
+    """``{object_id: {frame: MaskStats or None}}`` for every tracked frame of a ``ResultStore``."""
     frames = sorted(int(f) for f in store.frames())
-    series: dict[int, dict[int, FrameStats | None]] = {}
+    series: dict[int, dict[int, MaskStats | None]] = {}
     for object_id in _store_object_ids(store):
         series[object_id] = {frame: _store_stats(store, frame, object_id) for frame in frames}
     return series
@@ -272,23 +243,23 @@ def series_from_store(store: Any) -> dict[int, dict[int, FrameStats | None]]:
 def stats_from_masks(
     masks: Mapping[int, Mapping[int, np.ndarray | None]],
     scores: Mapping[int, Mapping[int, float]] | None = None,
-) -> dict[int, dict[int, FrameStats | None]]:
+) -> dict[int, dict[int, MaskStats | None]]:
     """A series from ``{frame: {object_id: H×W bool mask}}`` (what ``read_png_masks`` returns)
     and optional presence scores ``{frame: {object_id: score}}``. Every object gets an entry
     (``None`` when absent) on every frame of ``masks``."""
     object_ids = sorted({int(o) for per_frame in masks.values() for o in per_frame})
-    series: dict[int, dict[int, FrameStats | None]] = {o: {} for o in object_ids}
+    series: dict[int, dict[int, MaskStats | None]] = {o: {} for o in object_ids}
     for frame in sorted(masks):
         per_frame = masks[frame]
         for object_id in object_ids:
             mask = per_frame.get(object_id)
             score = 1.0 if scores is None else float(scores.get(frame, {}).get(object_id, 1.0))
-            series[object_id][int(frame)] = None if mask is None else FrameStats.from_mask(mask, score)
+            series[object_id][int(frame)] = None if mask is None else MaskStats.from_mask(mask, score)
     return series
 
 
 def _track_flags(
-    object_id: int, frames: Sequence[int], series: Mapping[int, FrameStats | None], th: FlagThresholds
+    object_id: int, frames: Sequence[int], series: Mapping[int, MaskStats | None], th: FlagThresholds
 ) -> list[Flag]:
     wanted = set(th.reasons)
     flags: list[Flag] = []
@@ -449,7 +420,7 @@ def _clip_flags(object_id: int, samples: Mapping[int, float], th: FlagThresholds
 
 
 def _overlap_flags(
-    frames: Sequence[int], series: Mapping[int, Mapping[int, FrameStats | None]], th: FlagThresholds
+    frames: Sequence[int], series: Mapping[int, Mapping[int, MaskStats | None]], th: FlagThresholds
 ) -> list[Flag]:
     flags: list[Flag] = []
     object_ids = sorted(series)
@@ -488,8 +459,8 @@ def box_iou(a: Box, b: Box) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _as_stats(value: Any) -> FrameStats | None:
-    if value is None or isinstance(value, FrameStats):
+def _as_stats(value: Any) -> MaskStats | None:
+    if value is None or isinstance(value, MaskStats):
         return value
     if isinstance(value, Mapping):
         get = value.get
@@ -510,11 +481,11 @@ def _as_stats(value: Any) -> FrameStats | None:
         centroid = (float(centroid[0]), float(centroid[1]))
     elif box is not None:
         centroid = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-    return FrameStats(int(area), box, centroid, 1.0 if score is None else float(score))
+    return MaskStats(int(area), box, centroid, 1.0 if score is None else float(score))
 
 
-def _normalize_series(stats: Mapping[Any, Any]) -> dict[int, dict[int, FrameStats | None]]:
-    series: dict[int, dict[int, FrameStats | None]] = {}
+def _normalize_series(stats: Mapping[Any, Any]) -> dict[int, dict[int, MaskStats | None]]:
+    series: dict[int, dict[int, MaskStats | None]] = {}
     for key, value in stats.items():
         if isinstance(key, tuple):  # (frame, object_id)
             frame, object_id = key
@@ -546,14 +517,14 @@ def _store_object_ids(store: Any) -> list[int]:
     return sorted(int(i) for i in (ids() if callable(ids) else ids))
 
 
-def _store_stats(store: Any, frame: int, object_id: int) -> FrameStats | None:
+def _store_stats(store: Any, frame: int, object_id: int) -> MaskStats | None:
     try:
         if hasattr(store, "stats"):
             return _as_stats(store.stats(frame, object_id))
         mask = store.mask(frame, object_id)
     except KeyError:  # the store has nothing for this object on this frame: absent
         return None
-    return None if mask is None else FrameStats.from_mask(mask)
+    return None if mask is None else MaskStats.from_mask(mask)
 
 
 # --------------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from sam2.sam2_image_predictor import SAM2ImagePredictor
     from sam2.sam2_video_predictor import SAM2VideoPredictor
 
+    from .settings import Settings
+
 
 logger = logging.getLogger(__name__)
 
@@ -670,43 +672,38 @@ def sam1_mask_generator(
 # ----------------------------------------------------------------------------------------- hub
 
 
-def mask_generator_spec(settings: Any) -> ModelSpec | None:
+def mask_generator_spec(settings: Settings) -> ModelSpec | None:
     """The SAM 1 spec a run's candidate proposer needs, or None when it only uses SAM 2.
 
     Reads ``settings.mask_generator`` ("points" | "sam2-auto" | "sam1-auto", or the older
     "sam2" / "sam1:vit_b" forms) and ``settings.sam1_model``.
     """
-    choice = (getattr(settings, "mask_generator", None) or "points").strip().lower()
+    choice = (settings.mask_generator or "points").strip().lower()
     if not choice.startswith("sam1"):
         return None
-    variant = choice.partition(":")[2] or getattr(settings, "sam1_model", None) or DEFAULT_SAM1
+    variant = choice.partition(":")[2] or settings.sam1_model or DEFAULT_SAM1
     return sam1_spec(variant)
 
 
-def missing_weights(settings: Any, checkpoints_dir: Path | str | None = None) -> list[WeightsUnavailable]:
+def missing_weights(settings: Settings, checkpoints_dir: Path | str | None = None) -> list[WeightsUnavailable]:
     """The checkpoints ``settings`` needs that cannot be found locally (nothing built, nothing downloaded).
 
     Checks SAM 2 (``settings.sam2_model``, None = the default), CLIP, and SAM 1 when the proposer
-    is ``sam1-auto``; explicit ``sam2_checkpoint`` / ``clip_checkpoint`` paths are checked as
-    given. Empty with ``settings.random_weights``. Looks where :func:`resolve_checkpoint` looks,
-    minus the download. Unknown model names raise :class:`~tracker.errors.InputError`.
+    is ``sam1-auto``; explicit ``sam2_checkpoint`` / ``clip_checkpoint`` / ``sam1_checkpoint``
+    paths are checked as given. Empty with ``settings.random_weights``. Looks where
+    :func:`resolve_checkpoint` looks, minus the download. Unknown model names raise
+    :class:`~tracker.errors.InputError`.
     """
-    if getattr(settings, "random_weights", False):
+    if settings.random_weights:
         return []
-    folder = getattr(settings, "checkpoints_dir", None) or checkpoints_dir
-    needed: list[tuple[ModelSpec, Any]] = [
-        (
-            sam2_spec(getattr(settings, "sam2_model", None) or DEFAULT_SAM2),
-            getattr(settings, "sam2_checkpoint", None),
-        ),
-        (
-            clip_spec(getattr(settings, "clip_model", None) or DEFAULT_CLIP),
-            getattr(settings, "clip_checkpoint", None),
-        ),
+    folder = settings.checkpoints_dir or checkpoints_dir
+    needed: list[tuple[ModelSpec, Path | None]] = [
+        (sam2_spec(settings.sam2_model or DEFAULT_SAM2), settings.sam2_checkpoint),
+        (clip_spec(settings.clip_model or DEFAULT_CLIP), settings.clip_checkpoint),
     ]
     sam1 = mask_generator_spec(settings)
     if sam1 is not None:
-        needed.append((sam1, getattr(settings, "sam1_checkpoint", None)))
+        needed.append((sam1, settings.sam1_checkpoint))
     missing = []
     for spec, explicit in needed:
         try:
@@ -863,7 +860,7 @@ class ModelHub:
 
     lock_for = model_lock
 
-    def missing_weights(self, settings: Any) -> list[WeightsUnavailable]:
+    def missing_weights(self, settings: Settings) -> list[WeightsUnavailable]:
         """:func:`missing_weights` with this hub's checkpoints folder as the fallback."""
         return missing_weights(settings, checkpoints_dir=self.checkpoints_dir)
 

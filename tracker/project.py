@@ -60,11 +60,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import InputError, ProjectError
-from .results import ResultStore, atomic_write, decode_rle, encode_mask
+from .masks import mask_to_json
+from .results import ResultStore, atomic_write, decode_rle
+from .settings import Settings
 from .types import FramePrompt, TrackedObject, VideoInfo, color_for
+
+#: A run's settings: the dataclass, or its ``to_dict()`` form as a manifest stores it.
+SettingsLike = Settings | dict[str, Any]
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +170,7 @@ def model_record(
     return {"name": name, "checkpoint_sha256": digest}
 
 
-def _find_checkpoint(kind: str, name: str | None, settings: Any) -> Path | None:
+def _find_checkpoint(kind: str, name: str | None, settings: SettingsLike | None) -> Path | None:
     """The checkpoint a model was (or would be) loaded from, without downloading; None if unknown."""
 
     def setting(key: str) -> Any:
@@ -194,11 +197,6 @@ def _find_checkpoint(kind: str, name: str | None, settings: Any) -> Path | None:
 # -- edits -----------------------------------------------------------------------------------
 
 
-def _rle_to_json(mask: np.ndarray) -> dict:
-    rle = encode_mask(mask)
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def prompt_to_dict(prompt: FramePrompt) -> dict[str, Any]:
     """A :class:`FramePrompt` as JSON-ready fields (mask as compressed RLE)."""
     return {
@@ -207,7 +205,7 @@ def prompt_to_dict(prompt: FramePrompt) -> dict[str, Any]:
         "points": [[float(x), float(y)] for x, y in prompt.points],
         "labels": [int(label) for label in prompt.labels],
         "box": None if prompt.box is None else [float(v) for v in prompt.box],
-        "mask": None if prompt.mask is None else _rle_to_json(prompt.mask),
+        "mask": None if prompt.mask is None else mask_to_json(prompt.mask),
     }
 
 
@@ -270,7 +268,7 @@ def video_record(info: VideoInfo, fingerprint: str | None = None) -> dict[str, A
     }
 
 
-def _settings_dict(settings: Any) -> dict[str, Any]:
+def _settings_dict(settings: SettingsLike | None) -> dict[str, Any]:
     if settings is None:
         return {}
     if hasattr(settings, "to_dict"):
@@ -307,7 +305,7 @@ class Project:
     def create(
         cls,
         info: VideoInfo,
-        settings: Any = None,
+        settings: SettingsLike | None = None,
         objects: Any = (),
         history: Any = (),
         prompt: str = "",

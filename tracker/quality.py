@@ -43,6 +43,7 @@ ground truth treated as background (DAVIS's void label; see ``void_label``):
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -60,6 +61,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
+from .masks import mask_box, mask_iou
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +87,7 @@ _FRAME_NUMBER = re.compile(r"(\d+)$")
 def region_similarity(gt: np.ndarray, pred: np.ndarray) -> float:
     """J: IoU of two ``H×W`` masks (any dtype, nonzero = inside); 1.0 when both are empty."""
     gt, pred = _as_bool_pair(gt, pred)
-    union = np.count_nonzero(gt | pred)
-    if union == 0:
-        return 1.0
-    return float(np.count_nonzero(gt & pred) / union)
+    return mask_iou(gt, pred, empty=1.0)
 
 
 def seg2bmap(mask: np.ndarray) -> np.ndarray:
@@ -206,7 +205,7 @@ class Scores:
     def jf_mean(self) -> float:
         return (self.j_mean + self.f_mean) / 2
 
-    def score_dict(self) -> dict[str, float]:
+    def score_dict(self) -> dict[str, float | None]:
         names = ("jf_mean", "j_mean", "j_recall", "j_decay", "f_mean", "f_recall", "f_decay")
         return {name: _round(getattr(self, name)) for name in names}
 
@@ -369,7 +368,7 @@ def _format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
 
 
-def _round(value: float) -> float | None:
+def _round(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 6)
 
 
@@ -543,24 +542,27 @@ def _evaluate_sequence(
 
 def _score_pair(gt: np.ndarray | None, pred: np.ndarray | None, radius: int) -> tuple[float, float]:
     """(J, F) of one object on one frame; either mask may be None (empty)."""
-    gt_any = gt is not None and gt.any()
-    pred_any = pred is not None and pred.any()
-    if not gt_any and not pred_any:
+    present = [
+        (mask, box)
+        for mask in (gt, pred)
+        if mask is not None
+        for box in (mask_box(mask),)
+        if box is not None
+    ]
+    if not present:
         return 1.0, 1.0
-    union_full = gt if not pred_any else pred if not gt_any else gt | pred
     # Crop to both masks plus a 1-pixel margin: seg2bmap on the crop equals seg2bmap on the image
     # (the margin rows/columns are background, so the special last-row/column rules agree), and
     # every boundary pixel lies inside the crop, so matching within it is exact.
-    rows = np.flatnonzero(union_full.any(axis=1))
-    cols = np.flatnonzero(union_full.any(axis=0))
-    height, width = union_full.shape
-    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, height)
-    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, width)
-    crop = (slice(y0, y1), slice(x0, x1))
-    g = gt[crop] if gt_any else np.zeros((y1 - y0, x1 - x0), dtype=bool)
-    p = pred[crop] if pred_any else np.zeros((y1 - y0, x1 - x0), dtype=bool)
-    union = np.count_nonzero(g | p)
-    j = float(np.count_nonzero(g & p) / union) if union else 1.0
+    height, width = present[0][0].shape
+    x0 = max(int(min(box[0] for _, box in present)) - 1, 0)
+    y0 = max(int(min(box[1] for _, box in present)) - 1, 0)
+    x1 = min(int(max(box[2] for _, box in present)) + 1, width)
+    y1 = min(int(max(box[3] for _, box in present)) + 1, height)
+    empty = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    g = gt[y0:y1, x0:x1] if gt is not None else empty
+    p = pred[y0:y1, x0:x1] if pred is not None else empty
+    j = mask_iou(g, p, empty=1.0)
 
     gt_boundary = seg2bmap(g)
     pred_boundary = seg2bmap(p)
@@ -653,8 +655,16 @@ def _mapping_frames(frames: Any, role: str) -> dict[int, FrameLoader]:
             index = int(frame)
         except (TypeError, ValueError):
             raise InputError(f"The {role} has a frame key {frame!r} that is not a frame number.") from None
-        out[index] = lambda data=data: data
+        out[index] = functools.partial(_same, data)
     return out
+
+
+def _same(data: FrameData) -> FrameData:
+    return data
+
+
+def _read_zipped_png(archive: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
+    return _read_png(io.BytesIO(archive.read(name)), where)
 
 
 def _store_frames(store: Any) -> dict[int, FrameLoader]:
@@ -670,7 +680,7 @@ def _store_frames(store: Any) -> dict[int, FrameLoader]:
                 masks[object_id] = None
         return masks
 
-    return {int(frame): (lambda frame=frame: load(frame)) for frame in store.frames()}
+    return {int(frame): functools.partial(load, frame) for frame in store.frames()}
 
 
 def _open_path(path: Path, stack: ExitStack, role: str) -> dict[str, dict[int, FrameLoader]]:
@@ -679,7 +689,7 @@ def _open_path(path: Path, stack: ExitStack, role: str) -> dict[str, dict[int, F
     files: dict[PurePosixPath, FrameLoader]
     if path.is_dir():
         files = {
-            PurePosixPath(p.relative_to(path).as_posix()): (lambda p=p: _read_png(p, str(p)))
+            PurePosixPath(p.relative_to(path).as_posix()): functools.partial(_read_png, p, str(p))
             for p in path.rglob("*")
             if p.suffix.lower() == ".png" and p.is_file()
         }
@@ -687,9 +697,7 @@ def _open_path(path: Path, stack: ExitStack, role: str) -> dict[str, dict[int, F
     elif zipfile.is_zipfile(path):
         archive = stack.enter_context(zipfile.ZipFile(path))
         files = {
-            PurePosixPath(name): (
-                lambda name=name: _read_png(io.BytesIO(archive.read(name)), f"{path}:{name}")
-            )
+            PurePosixPath(name): functools.partial(_read_zipped_png, archive, name, f"{path}:{name}")
             for name in archive.namelist()
             if name.lower().endswith(".png") and not name.endswith("/")
         }

@@ -3,7 +3,7 @@
 Coordinates follow :mod:`tracker.types`: frames are ``H×W×3`` uint8 RGB, masks ``H×W`` bool at the
 frame's size, points ``(x, y)`` in working-video pixels with pixel centres at integer coordinates
 (a centroid is the mean column / row index of the mask's pixels, as in
-:func:`tracker.trajectories.centroid_of`).
+:func:`tracker.masks.mask_centroid`).
 
 :class:`OverlayWriter` pipes frames into the ffmpeg binary that ``imageio-ffmpeg`` ships and writes
 an H.264 (yuv420p, ``+faststart``) mp4 that browsers play, under a temporary name that is renamed
@@ -32,6 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from . import timing
 from .errors import VideoError
+from .masks import mask_box, mask_centroid
 from .types import FrameResult, Point, TrackedObject, color_for
 
 logger = logging.getLogger(__name__)
@@ -78,9 +79,10 @@ def draw_overlay(
             raise ValueError(f"masks are {result.width}×{result.height} but the frame is {width}×{height}")
         weight = int(round(alpha * 256))
         for object_id, mask in zip(result.object_ids, result.masks, strict=True):
-            box = _mask_box(mask)
-            if box is None:
+            tight = mask_box(mask)
+            if tight is None:
                 continue
+            box = (int(tight[0]), int(tight[1]), int(tight[2]), int(tight[3]))
             obj = objects.get(object_id)
             color = _rgb(obj.color if obj is not None else color_for(object_id))
             name = obj.name if obj is not None else ""
@@ -112,16 +114,6 @@ def draw_overlay(
 def _rgb(color: Sequence[int]) -> tuple[int, int, int]:
     red, green, blue = (int(c) for c in color)  # a project file may hold lists
     return red, green, blue
-
-
-def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Integer ``xyxy`` box (exclusive ends) of a bool mask, None if it is empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    y0, y1 = int(rows[0]), int(rows[-1]) + 1
-    cols = np.flatnonzero(mask[y0:y1].any(axis=0))
-    return int(cols[0]), y0, int(cols[-1]) + 1, y1
 
 
 def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
@@ -186,7 +178,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def _label_patch(text: str, color: tuple[int, int, int], size: int) -> np.ndarray:
     """RGBA patch: a colour swatch and white text on a dark box. Cached: labels repeat every frame."""
     font = _font(size)
-    left, top, right, bottom = font.getbbox(text)
+    left, top, right, bottom = (int(v) for v in font.getbbox(text))  # ints already; typed as floats
     pad = max(2, size // 5)
     swatch = max(4, size // 2)
     width = pad + swatch + pad + (right - left) + pad
@@ -217,11 +209,11 @@ def _point_patch(color: tuple[int, int, int], radius: int) -> np.ndarray:
 def _draw_trail(out: np.ndarray, trail: TrailPoints, color: tuple[int, int, int]) -> None:
     """A polyline through the trail's points, older segments thinner and more transparent."""
     count = len(trail)
-    segments = [
-        (k, trail[k - 1], trail[k])
-        for k in range(1, count)
-        if trail[k - 1] is not None and trail[k] is not None
-    ]
+    segments: list[tuple[int, Point, Point]] = []
+    for k in range(1, count):
+        start, end = trail[k - 1], trail[k]
+        if start is not None and end is not None:
+            segments.append((k, start, end))
     if not segments:
         return
     height, width = out.shape[:2]
@@ -252,21 +244,6 @@ def _draw_trail(out: np.ndarray, trail: TrailPoints, color: tuple[int, int, int]
 # ---------------------------------------------------------------------------------- trails
 
 
-def _centroid(mask: np.ndarray) -> Point | None:
-    """Mean column / row index of the mask's pixels (None if empty), by projections."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    y0, y1 = int(rows[0]), int(rows[-1]) + 1
-    band = mask[y0:y1]
-    row_counts = np.count_nonzero(band, axis=1)
-    col_counts = np.count_nonzero(band, axis=0)
-    total = float(row_counts.sum())
-    cy = y0 + float(row_counts @ np.arange(row_counts.size)) / total
-    cx = float(col_counts @ np.arange(col_counts.size)) / total
-    return cx, cy
-
-
 class TrailHistory:
     """Each object's centroid over the last ``length`` frames, None where it was not visible.
 
@@ -289,7 +266,7 @@ class TrailHistory:
         present: set[int] = set()
         for object_id, mask in zip(result.object_ids, result.masks, strict=True):
             trail = self._trails.setdefault(object_id, deque(maxlen=self.length))
-            trail.append(_centroid(mask))
+            trail.append(mask_centroid(mask))
             present.add(object_id)
         for object_id in list(self._trails):
             if object_id not in present:
@@ -457,7 +434,7 @@ class OverlayWriter:
             self._queue.put(frame)
         else:
             try:
-                self._stdin.write(frame)
+                self._stdin.write(frame.data)  # the contiguous pixels, not a copy
             except OSError as exc:
                 raise self._failure(exc) from None
         self._frames_written += 1

@@ -12,7 +12,7 @@ Conventions (see :mod:`tracker.types`):
 
 * frames are 0-based indices into the working video, ``0 <= frame < num_frames``;
 * masks are ``H×W`` bool at working resolution (``height × width`` of the store);
-* ``box`` is ``xyxy`` with pixel edges (``x1`` = last column + 1), as :func:`tracker.types.mask_box`;
+* ``box`` is ``xyxy`` with pixel edges (``x1`` = last column + 1), as :func:`tracker.masks.mask_box`;
 * ``centroid`` is ``(cx, cy)`` = the mean *column index* and mean *row index* of the mask's
   pixels: a single pixel at column 3, row 5 has centroid ``(3.0, 5.0)``. Add 0.5 for the
   geometric centre in pixel-edge coordinates;
@@ -42,16 +42,16 @@ import struct
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from . import timing
 from .errors import ProjectError
-from .types import Box, FrameResult, Point
+from .masks import MaskStats, decode_rle, encode_mask, mask_stats, stack_stats
+from .types import Box, FrameResult
 
 logger = logging.getLogger(__name__)
 
@@ -62,24 +62,6 @@ RESULTS_VERSION = 1
 # of a stored frame (its dict), measured with tracemalloc on CPython 3.11.
 _ENTRY_OVERHEAD = 60
 _FRAME_OVERHEAD = 250
-
-
-@dataclass(frozen=True, slots=True)
-class MaskStats:
-    """Cheap statistics of one object's mask on one frame.
-
-    ``area`` in pixels; ``box`` ``xyxy`` (pixel edges) and ``centroid`` ``(cx, cy)`` (mean
-    column / row index) are None when the mask is empty; ``score`` is SAM 2's presence score.
-    """
-
-    area: int
-    box: Box | None
-    centroid: Point | None
-    score: float
-
-    @property
-    def visible(self) -> bool:
-        return self.area > 0
 
 
 # One (frame, object) entry is a single bytes object: the statistics packed with struct, then the
@@ -104,36 +86,13 @@ def _unpack(entry: bytes) -> MaskStats:
     return MaskStats(area, (float(x0), float(y0), float(x1), float(y1)), (cx, cy), score)
 
 
+def _box_from(values: Iterable[Any]) -> Box:
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return x0, y0, x1, y1
+
+
 def _counts(entry: bytes) -> bytes:
     return entry[_STATS.size :]
-
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """COCO compressed RLE of an ``H×W`` bool mask: ``{"size": [h, w], "counts": bytes}``."""
-    if mask.ndim != 2:
-        raise ValueError(f"expected an H×W mask, got shape {mask.shape}")
-    fortran = np.asfortranarray(mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8))
-    return mask_utils.encode(fortran)
-
-
-def decode_rle(rle: dict) -> np.ndarray:
-    """``H×W`` bool mask of a COCO RLE (compressed ``counts`` as str or bytes)."""
-    return mask_utils.decode(rle).astype(bool)
-
-
-def mask_stats(mask: np.ndarray, rle: dict, score: float) -> MaskStats:
-    """Area, box and centroid of ``mask`` (whose RLE is ``rle``); the box comes from the RLE."""
-    area = int(mask_utils.area(rle))
-    if area == 0:
-        return MaskStats(0, None, None, score)
-    x, y, w, h = (int(v) for v in mask_utils.toBbox(rle))
-    # Only the box is scanned, so small objects on big frames stay cheap.
-    crop = mask[y : y + h, x : x + w]
-    column_counts = np.count_nonzero(crop, axis=0)
-    row_counts = np.count_nonzero(crop, axis=1)
-    cx = float(column_counts @ np.arange(x, x + w, dtype=np.float64)) / area
-    cy = float(row_counts @ np.arange(y, y + h, dtype=np.float64)) / area
-    return MaskStats(area, (float(x), float(y), float(x + w), float(y + h)), (cx, cy), score)
 
 
 class ResultStore:
@@ -163,10 +122,9 @@ class ResultStore:
             )
         self._check_frame(result.frame_idx)
         entries = {}
-        for object_id, mask, score in zip(result.object_ids, result.masks, result.scores, strict=True):
-            rle = encode_mask(mask)
-            stats = mask_stats(mask, rle, float(np.float32(score)))
-            entries[int(object_id)] = _pack(stats, rle["counts"])
+        all_stats = stack_stats(result.masks, result.scores)
+        for object_id, mask, stats in zip(result.object_ids, result.masks, all_stats, strict=True):
+            entries[int(object_id)] = _pack(stats, encode_mask(mask)["counts"])
         with self._lock:
             self._frames.setdefault(int(result.frame_idx), {}).update(entries)
 
@@ -179,7 +137,7 @@ class ResultStore:
             rle = mask_utils.frPyObjects(rle, self.height, self.width)
         counts = rle["counts"].encode("ascii") if isinstance(rle["counts"], str) else rle["counts"]
         rle = {"size": [self.height, self.width], "counts": counts}
-        stats = mask_stats(decode_rle(rle), rle, float(np.float32(score)))
+        stats = mask_stats(decode_rle(rle), float(np.float32(score)))
         with self._lock:
             self._frames.setdefault(int(frame_idx), {})[int(object_id)] = _pack(stats, counts)
 
@@ -304,7 +262,7 @@ class ResultStore:
             theirs = {f: dict(e) for f, e in other._frames.items()}
         return mine == theirs
 
-    __hash__ = None  # mutable
+    # Defining __eq__ leaves __hash__ None: a store is mutable, so it is not hashable.
 
     def __repr__(self) -> str:
         return (
@@ -347,7 +305,7 @@ class ResultStore:
         ]
 
     @classmethod
-    def _from_parts(cls, header: object, records: Iterable[object], source: str) -> ResultStore:
+    def _from_parts(cls, header: object, records: Iterable[Any], source: str) -> ResultStore:
         """Build a store from a header and frame records; anything malformed → :class:`ProjectError`."""
         position = "header"
         try:
@@ -369,8 +327,8 @@ class ResultStore:
                     centroid = obj["centroid"]
                     stats = MaskStats(
                         int(obj["area"]),
-                        None if box is None else tuple(float(v) for v in box),
-                        None if centroid is None else tuple(float(v) for v in centroid),
+                        None if box is None else _box_from(box),
+                        None if centroid is None else (float(centroid[0]), float(centroid[1])),
                         float(obj["score"]),
                     )
                     entries[int(obj["id"])] = _pack(stats, obj["counts"].encode("ascii"))
@@ -425,10 +383,10 @@ class ResultStore:
                     with io.TextIOWrapper(zipped, encoding="ascii") as text:
                         self.dump(text)
             else:
-                text = io.TextIOWrapper(raw, encoding="ascii")
-                self.dump(text)
-                text.flush()
-                text.detach()  # leave ``raw`` open for atomic_write to fsync and close
+                plain = io.TextIOWrapper(raw, encoding="ascii")
+                self.dump(plain)
+                plain.flush()
+                plain.detach()  # leave ``raw`` open for atomic_write to fsync and close
         logger.debug("saved %d frames of results to %s", len(self), path)
         return path
 
@@ -482,3 +440,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+# MaskStats, encode_mask and decode_rle live in tracker.masks; re-exported for the readers of
+# stored results (project files, exports) that import them from here.
+__all__ = ["MaskStats", "ResultStore", "atomic_write", "decode_rle", "encode_mask"]

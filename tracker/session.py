@@ -98,7 +98,7 @@ _PATCH_LOCK = threading.Lock()
 
 
 @runtime_checkable
-class FrameSource(Protocol):
+class FrameSequence(Protocol):
     """Anything that hands out decoded frames: ``len(source)`` frames, ``get(i)`` → ``H×W×3 uint8 RGB``.
 
     The working size is read from ``width``/``height`` attributes, else ``info.width``/
@@ -151,7 +151,7 @@ class Leg:
 
 
 def frame_size(frames: Any) -> tuple[int, int]:
-    """``(width, height)`` of a :class:`FrameSource` (see its docstring for where it looks)."""
+    """``(width, height)`` of a :class:`FrameSequence` (see its docstring for where it looks)."""
     for holder in (frames, getattr(frames, "info", None)):
         width, height = getattr(holder, "width", None), getattr(holder, "height", None)
         if isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer)):
@@ -179,7 +179,7 @@ def preprocess_frame(frame: np.ndarray, image_size: int) -> torch.Tensor:
 
 
 class ModelFrames:
-    """SAM 2's ``inference_state["images"]``, built on demand from a :class:`FrameSource`.
+    """SAM 2's ``inference_state["images"]``, built on demand from a :class:`FrameSequence`.
 
     ``len()`` is the number of frames; ``[i]`` returns frame ``i`` as :func:`preprocess_frame`
     makes it (moved to ``device`` when that is a GPU). Keeps the ``cache_size`` most recently
@@ -190,7 +190,7 @@ class ModelFrames:
 
     def __init__(
         self,
-        frames: FrameSource,
+        frames: FrameSequence,
         image_size: int,
         width: int,
         height: int,
@@ -326,7 +326,7 @@ class TrackingSession:
     """One video's SAM 2 tracking state, behind typed methods and one lock.
 
     ``predictor`` is a ``SAM2VideoPredictor`` (shared between sessions is fine: the session
-    never changes it). ``frames`` is a :class:`FrameSource` at the working size; masks come back
+    never changes it). ``frames`` is a :class:`FrameSequence` at the working size; masks come back
     at that size. ``keep_window`` is how many tracked frames behind the current one are kept per
     object (``None`` keeps everything, like plain SAM 2; it must be at least what SAM 2 reads,
     15 with the released configs). ``offload_state`` keeps SAM 2's per-frame state in CPU
@@ -342,7 +342,7 @@ class TrackingSession:
     def __init__(
         self,
         predictor: SAM2VideoPredictor,
-        frames: FrameSource,
+        frames: FrameSequence,
         *,
         keep_window: int | None = 24,
         offload_state: bool = False,

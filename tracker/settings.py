@@ -43,6 +43,7 @@ class Settings:
     checkpoints_dir: Path | None = None
     sam2_checkpoint: Path | None = None
     clip_checkpoint: Path | None = None
+    sam1_checkpoint: Path | None = None  # explicit segment-anything file for mask_generator "sam1-auto"
     offline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,7 +57,7 @@ class Settings:
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("checkpoints_dir", "sam2_checkpoint", "clip_checkpoint"):
+        for key in ("checkpoints_dir", "sam2_checkpoint", "clip_checkpoint", "sam1_checkpoint"):
             if values.get(key):
                 values[key] = Path(values[key])
         return cls(**values)
@@ -77,16 +78,17 @@ def resolve_settings(settings: Settings) -> Settings:
             ) from None
     else:
         preset = default_preset(device)
-    fill = {
+    image_size = settings.image_size or preset.image_size
+    fill: dict[str, Any] = {
         "preset": preset.name,
         "sam2_model": settings.sam2_model or preset.sam2_model,
-        "image_size": settings.image_size or preset.image_size,
+        "image_size": image_size,
         "max_size": settings.max_size or preset.max_size,
         "points_per_side": settings.points_per_side or preset.points_per_side,
         "top_frames": settings.top_frames or preset.top_frames,
     }
     resolved = dataclasses.replace(settings, **fill)
-    if resolved.image_size % 32:
+    if image_size % 32:
         raise InputError(f"The processing size must be a multiple of 32 (got {resolved.image_size}).")
     if resolved.max_objects < 1:
         raise InputError("--max-objects must be at least 1.")

@@ -9,7 +9,7 @@ Conventions:
 * ``cx, cy`` are the mean column index and mean row index of the mask's pixels (a lone pixel at
   column 3, row 5 gives ``(3.0, 5.0)``; add 0.5 for its geometric centre);
 * ``x, y, w, h`` is the tight box with pixel edges (``x`` = first column, ``w`` = number of
-  columns spanned), i.e. the ``xyxy`` box of :func:`tracker.types.mask_box` as top-left + size;
+  columns spanned), i.e. the ``xyxy`` box of :func:`tracker.masks.mask_box` as top-left + size;
 * a frame where the object's mask is empty, or where the object was not stored, is a *gap*:
   ``visible`` False, area 0 and every coordinate None.
 """
@@ -20,10 +20,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 from .results import MaskStats, ResultStore
-from .types import Point, TrackedObject, VideoInfo
+from .types import TrackedObject, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +94,3 @@ def trajectories_by_object(
     for point in compute_trajectories(store, info, objects):
         grouped[point.object_id].append(point)
     return grouped
-
-
-def centroid_of(mask: np.ndarray) -> Point | None:
-    """``(cx, cy)`` mean column / row index of a bool mask's pixels, None if empty."""
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        return None
-    return float(cols.mean()), float(rows.mean())

@@ -12,7 +12,7 @@ Conventions, everywhere in ``tracker``:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,6 +240,43 @@ class FrameResult:
     def width(self) -> int:
         return int(self.masks.shape[2])
 
+    @classmethod
+    def empty(cls, frame_idx: int, height: int, width: int) -> FrameResult:
+        """No object on ``frame_idx`` of a ``width×height`` video (masks ``0×H×W``)."""
+        return cls(int(frame_idx), (), np.zeros((0, height, width), bool), np.zeros(0, np.float32))
+
+    def select(self, object_ids: Collection[int]) -> FrameResult:
+        """Only the objects whose id is in ``object_ids``, in this result's order (``self`` when
+        nothing is dropped)."""
+        keep = [i for i, object_id in enumerate(self.object_ids) if object_id in object_ids]
+        if len(keep) == len(self.object_ids):
+            return self
+        return self._subset(keep)
+
+    def without(self, object_id: int) -> FrameResult:
+        """A new result with every object but ``object_id``."""
+        return self._subset([i for i, other in enumerate(self.object_ids) if other != object_id])
+
+    def merge(self, other: FrameResult) -> FrameResult:
+        """This result's objects, plus ``other``'s objects it lacks, appended in ``other``'s order.
+
+        The first wins pixels: ``other``'s masks lose every pixel one of this result's masks
+        holds, so the merged masks still never overlap. ``self`` when ``other`` adds nothing.
+        """
+        extra = [i for i, object_id in enumerate(other.object_ids) if object_id not in self.object_ids]
+        if not extra:
+            return self
+        taken = self.masks.any(axis=0) if len(self.object_ids) else np.zeros(other.masks.shape[1:], bool)
+        masks = np.concatenate([self.masks, other.masks[extra] & ~taken], axis=0)
+        object_ids = self.object_ids + tuple(other.object_ids[i] for i in extra)
+        scores = np.concatenate([self.scores, other.scores[extra]])
+        return FrameResult(self.frame_idx, object_ids, masks, scores)
+
+    def _subset(self, keep: list[int]) -> FrameResult:
+        return FrameResult(
+            self.frame_idx, tuple(self.object_ids[i] for i in keep), self.masks[keep], self.scores[keep]
+        )
+
     def mask_of(self, object_id: int) -> np.ndarray | None:
         try:
             return self.masks[self.object_ids.index(object_id)]
@@ -253,15 +290,6 @@ class FrameResult:
         for object_id, mask in zip(self.object_ids, self.masks, strict=True):
             labels[mask] = object_id
         return labels
-
-
-def mask_box(mask: np.ndarray) -> Box | None:
-    """Tight ``xyxy`` box of a bool mask (pixel edges: x1 = last column + 1), None if empty."""
-    ys = np.flatnonzero(mask.any(axis=1))
-    if ys.size == 0:
-        return None
-    xs = np.flatnonzero(mask.any(axis=0))
-    return (float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1))
 
 
 # A palette that stays readable on most footage; object_id 1 takes PALETTE[0].

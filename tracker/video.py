@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -199,13 +200,13 @@ def _scan(path: Path) -> _Scan:
     if not packets:
         raise VideoError(f"{name} contains no video frames (it is empty or truncated); upload it again.")
 
-    pts_list = [p for p, _, _ in packets]
-    indexed = all(p is not None for p in pts_list) and len(set(pts_list)) == len(pts_list)
+    pts_list = [p for p, _, _ in packets if p is not None]
+    indexed = len(pts_list) == len(packets) and len(set(pts_list)) == len(pts_list)
     if not indexed:
         logger.info("%s: the video stream has no usable timestamps; frames are read in decode order", name)
     order = sorted(pts_list) if indexed else list(range(len(packets)))
     keyframe_pts = {p for p, key, _ in packets if key} if indexed else {0}
-    corrupt_pts = [p for p, _, bad in packets if bad] if indexed else []
+    corrupt_pts = [p for p, _, bad in packets if bad and p is not None] if indexed else []
     damaged = damaged or any(bad for _, _, bad in packets)
 
     def build(frame_pts: list[int], first_frame: av.VideoFrame) -> _Scan:
@@ -461,9 +462,11 @@ class _Decoder:
     def _restart(self) -> None:
         self._close_container()
         self._container = _open_container(Path(self.scan.path))
-        self._stream = self._container.streams[self.scan.stream_index]
-        self._stream.thread_type = "AUTO"
-        self._frames = _decoded_frames(self._container, self._stream, self._name)
+        # the scan chose this stream because it is video
+        stream = cast(av.VideoStream, self._container.streams[self.scan.stream_index])
+        stream.thread_type = "AUTO"
+        self._stream = stream
+        self._frames = _decoded_frames(self._container, stream, self._name)
         self._pending = None
         self._min_index = 0
         self._counter = 0

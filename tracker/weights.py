@@ -322,7 +322,7 @@ def _hub_endpoint() -> str:
 def _quiet_tqdm() -> type:
     from tqdm.auto import tqdm
 
-    class QuietTqdm(tqdm):  # type: ignore[misc,valid-type]
+    class QuietTqdm(tqdm):
         def __init__(self, *args, **kwargs) -> None:
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
@@ -340,16 +340,26 @@ def _download_hf(spec: ModelSpec, local_dir: Path | None, progress: bool) -> Pat
     check_reachable(_hub_endpoint())
     if not spec.hf_repo:
         raise NetworkUnavailable(f"{spec.name} is not on the Hugging Face hub")
-    extra = {} if progress else {"tqdm_class": _quiet_tqdm()}
+    tqdm_class = None if progress else _quiet_tqdm()  # None: huggingface_hub's own bars
     last_error: Exception | None = None
     for filename in spec.hf_filenames:
         logger.info("downloading %s/%s", spec.hf_repo, filename)
         try:
             if local_dir is None:
-                return Path(hf_hub_download(spec.hf_repo, filename, etag_timeout=ETAG_TIMEOUT, **extra))
+                return Path(
+                    hf_hub_download(
+                        spec.hf_repo, filename, etag_timeout=ETAG_TIMEOUT, tqdm_class=tqdm_class
+                    )
+                )
             with tempfile.TemporaryDirectory(prefix=".download-", dir=local_dir) as tmp:
                 fetched = Path(
-                    hf_hub_download(spec.hf_repo, filename, local_dir=tmp, etag_timeout=ETAG_TIMEOUT, **extra)
+                    hf_hub_download(
+                        spec.hf_repo,
+                        filename,
+                        local_dir=tmp,
+                        etag_timeout=ETAG_TIMEOUT,
+                        tqdm_class=tqdm_class,
+                    )
                 )
                 target = local_dir / _local_name(spec, filename)
                 os.replace(fetched, target)

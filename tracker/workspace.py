@@ -29,12 +29,13 @@ import numpy as np
 
 from .edits import Edit, EditLog
 from .errors import Cancelled, InputError, ProjectError, TrackerError
+from .masks import mask_iou, resize_mask
 from .settings import Settings, resolve_settings
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 
 if TYPE_CHECKING:
     from .flags import Flag
-    from .session import Leg
+    from .session import Leg, TrackingSession
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class Workspace:
         self.negative_text: str | None = None
         self.store = ResultStore(info.width, info.height, info.num_frames)
         self._lock = threading.RLock()
-        self._session = None
+        self._session: TrackingSession | None = None
         self._edits = EditLog(self._apply, self._reset_live)
         self._prompts: dict[tuple[int, int], FramePrompt] = {}  # (object_id, frame) → current prompt
         self._prompt_results: dict[int, FrameResult] = {}  # frame → masks after the last edit there
@@ -227,6 +228,7 @@ class Workspace:
                     s.sam1_model,
                     device=self.device,
                     random_weights=s.random_weights,
+                    checkpoint=s.sam1_checkpoint,
                     checkpoints_dir=s.checkpoints_dir,
                     offline=s.offline,
                 )
@@ -341,7 +343,9 @@ class Workspace:
             for oid in ids:
                 self._check_object(oid)
                 self._record(Edit("clear", oid, frame_idx=frame_idx))
-            return self._prompt_results.get(frame_idx) or self._empty_result(frame_idx)
+            return self._prompt_results.get(frame_idx) or FrameResult.empty(
+                frame_idx, self.info.height, self.info.width
+            )
 
     def remove_object(self, object_id: int) -> None:
         with self._lock:
@@ -424,7 +428,7 @@ class Workspace:
                 self._session.remove_object(edit.object_id)
             self.store.remove_object(edit.object_id)
             for frame_idx, res in list(self._prompt_results.items()):
-                self._prompt_results[frame_idx] = _without(res, edit.object_id)
+                self._prompt_results[frame_idx] = res.without(edit.object_id)
             self._stale_objects.discard(edit.object_id)
             return None
         if edit.kind == "clear":
@@ -433,7 +437,7 @@ class Workspace:
                 self._session.clear_prompts(edit.frame_idx, edit.object_id)
             res = self._prompt_results.get(edit.frame_idx)
             if res is not None:
-                self._prompt_results[edit.frame_idx] = _without(res, edit.object_id)
+                self._prompt_results[edit.frame_idx] = res.without(edit.object_id)
             self._stale_objects.add(edit.object_id)
             return None
         if edit.kind == "prompt":
@@ -456,10 +460,6 @@ class Workspace:
         if self._session is not None:
             self._session.reset()
 
-    def _empty_result(self, frame_idx: int) -> FrameResult:
-        h, w = self.info.height, self.info.width
-        return FrameResult(frame_idx, (), np.zeros((0, h, w), bool), np.zeros(0, np.float32))
-
     # ------------------------------------------------------------------ viewing
     def result_at(self, frame_idx: int) -> FrameResult | None:
         """Masks to show on ``frame_idx``: a fresh prompt result there, else the tracked result."""
@@ -467,11 +467,11 @@ class Workspace:
             prompt_result = self._prompt_results.get(frame_idx)
             tracked = self.store.get(frame_idx)
             if prompt_result is None:
-                return _only(tracked, self.objects) if tracked is not None else None
+                return tracked.select(self.objects) if tracked is not None else None
             if tracked is None:
                 return prompt_result
             # tracked masks for objects the prompt result doesn't cover
-            return _merge(prompt_result, _only(tracked, self.objects))
+            return prompt_result.merge(tracked.select(self.objects))
 
     def preview(self, frame_idx: int, with_trails: bool = True) -> np.ndarray:
         """The frame with the current masks (prompted or tracked) and the clicks drawn."""
@@ -480,7 +480,7 @@ class Workspace:
         with self._lock:
             frame = self.frame(frame_idx)
             result = self.result_at(frame_idx)
-            points = []
+            points: list[tuple[float, float, int]] = []
             for (_, f), prompt in self._prompts.items():
                 if f == frame_idx:
                     points.extend(
@@ -634,7 +634,7 @@ class Workspace:
                 trails.update(result)
             overlay = draw_overlay(self.frame(frame_idx), result, self.objects, trails=trails.trails())
             writer.write(overlay)
-            shown = result if result is not None else self._empty_result(frame_idx)
+            shown = result if result is not None else FrameResult.empty(frame_idx, self.info.height, self.info.width)
             yield TrackEvent(shown, overlay, done, total, None, "backward", replay=True)
 
     def retrack(
@@ -709,10 +709,10 @@ class Workspace:
         with closing(run):
             for result in run:
                 agrees = all(
-                    _mask_iou(self.store.mask(result.frame_idx, oid), result.mask_of(oid)) >= agree_iou
+                    mask_iou(self.store.mask(result.frame_idx, oid), result.mask_of(oid), empty=1.0) >= agree_iou
                     for oid in targets
                 )
-                self.store.put(_only(result, {oid: None for oid in targets}))
+                self.store.put(result.select(targets))
                 with self._lock:
                     self._prompt_results.pop(result.frame_idx, None)
                 self.last_retrack_frames.append(result.frame_idx)
@@ -735,10 +735,10 @@ class Workspace:
 
     def clip_series(self, every_seconds: float = 0.5) -> dict[int, dict[int, float]]:
         """``{object_id: {frame: 100·cos(crop, prompt)}}`` on sampled tracked frames."""
-        from .candidates import crop_for_clip
+        from .candidates import crop_scores, encode_prompt
 
         clip = self._clip()
-        text = clip.encode_prompt(self.prompt_text)
+        text = encode_prompt(clip, self.prompt_text)
         step = max(1, round(self.info.fps * every_seconds))
         frames = [f for f in self.store.frames() if f % step == 0]
         series: dict[int, dict[int, float]] = {}
@@ -747,15 +747,15 @@ class Workspace:
             if result is None:
                 continue
             frame = self.frame(frame_idx)
-            crops, ids = [], []
+            masks, ids = [], []
             for object_id, mask in zip(result.object_ids, result.masks, strict=True):
                 if mask.any() and object_id in self.objects:
-                    crops.append(crop_for_clip(frame, mask))
+                    masks.append(mask)
                     ids.append(object_id)
-            if not crops:
+            if not masks:
                 continue
-            features = clip.encode_images(crops)
-            scores = (100.0 * features @ text).tolist()
+            # whole crops: CLIP resizes them itself, as this series has always been scored
+            scores = crop_scores(frame, masks, clip, text, thumb_size=None).tolist()
             for object_id, score in zip(ids, scores, strict=True):
                 series.setdefault(object_id, {})[frame_idx] = float(score)
         return series
@@ -825,12 +825,7 @@ class Workspace:
                 f"The masks in {source} are {w}×{h} but the video is {self.info.width}×{self.info.height}: "
                 "import annotations made for this video."
             )
-        from PIL import Image
-
-        resized = Image.fromarray(mask.astype(np.uint8) * 255).resize(
-            (self.info.width, self.info.height), Image.NEAREST
-        )
-        return np.asarray(resized) > 127
+        return resize_mask(mask, self.info.width, self.info.height)
 
     @property
     def was_cancelled(self) -> bool:
@@ -848,7 +843,7 @@ class Workspace:
             for f, frame in self.reader.iter_frames():
                 res = self.store.get(f)
                 if res is not None:
-                    res = _only(res, self.objects)
+                    res = res.select(self.objects)
                     trails.update(res)
                 writer.write(draw_overlay(frame, res, self.objects, trails=trails.trails()))
         self.last_overlay = path
@@ -924,46 +919,6 @@ class Workspace:
         """Every edit so far, oldest first (what a project file stores)."""
         with self._lock:
             return self._edits.edits()
-
-
-def _mask_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
-    """IoU of two H×W bool masks; None counts as empty; two empty masks agree (1.0)."""
-    a_any = a is not None and a.any()
-    b_any = b is not None and b.any()
-    if not a_any and not b_any:
-        return 1.0
-    if not a_any or not b_any:
-        return 0.0
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union)
-
-
-def _only(result: FrameResult, objects) -> FrameResult:
-    keep = [i for i, oid in enumerate(result.object_ids) if oid in objects]
-    if len(keep) == len(result.object_ids):
-        return result
-    return FrameResult(
-        result.frame_idx, tuple(result.object_ids[i] for i in keep), result.masks[keep], result.scores[keep]
-    )
-
-
-def _without(result: FrameResult, object_id: int) -> FrameResult:
-    keep = [i for i, oid in enumerate(result.object_ids) if oid != object_id]
-    return FrameResult(
-        result.frame_idx, tuple(result.object_ids[i] for i in keep), result.masks[keep], result.scores[keep]
-    )
-
-
-def _merge(first: FrameResult, second: FrameResult) -> FrameResult:
-    """``first``'s objects, plus ``second``'s objects that ``first`` lacks (``first`` wins pixels)."""
-    extra = [i for i, oid in enumerate(second.object_ids) if oid not in first.object_ids]
-    if not extra:
-        return first
-    taken = first.masks.any(axis=0) if len(first.object_ids) else np.zeros(second.masks.shape[1:], bool)
-    masks = np.concatenate([first.masks, second.masks[extra] & ~taken], axis=0)
-    ids = first.object_ids + tuple(second.object_ids[i] for i in extra)
-    scores = np.concatenate([first.scores, second.scores[extra]])
-    return FrameResult(first.frame_idx, ids, masks, scores)
 
 
 __all__ = [

@@ -28,6 +28,7 @@ from PIL import Image
 
 from tracker.candidates import prompt_notes
 from tracker.errors import InputError, VideoError
+from tracker.masks import resize_mask
 from tracker.types import FramePrompt
 
 from . import text
@@ -838,7 +839,7 @@ def _painted_mask(editor: dict | None, shape: tuple[int, int]) -> np.ndarray | N
             else layer.reshape(layer.shape[:2] + (-1,)).any(axis=2)
         )
         if alpha.shape != shape:
-            alpha = np.asarray(Image.fromarray(alpha).resize((shape[1], shape[0]), Image.NEAREST))
+            alpha = resize_mask(alpha, shape[1], shape[0])
         painted = alpha if painted is None else painted | alpha
     return painted
 
