@@ -314,7 +314,7 @@ def test_page_has_the_loop_and_its_keys(tmp_path):
     demo = build_demo(standin_services(tmp_path))
     ids = {c["props"].get("elem_id") for c in demo.config["components"]}
     assert all(i in ids for i in LOOP_IDS), [i for i in LOOP_IDS if i not in ids]
-    assert list(demo.get_api_info()["named_endpoints"]) == ["/track"]  # the loop adds no public API
+    assert list(demo.get_api_info()["named_endpoints"]) == ["/track", "/candidates"]  # the loop adds no public API
     head = launch_style()["head"]
     assert "keydown" in head and "#click-mode" in head
     for target in ("undo-btn", "next-flag-btn", "-frame-btn", "review-click-mode"):
