@@ -275,11 +275,13 @@ def _number(value: Any, kind: type) -> Any:
     if value is None:
         return None
     try:
-        number = kind(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{value!r} is not a number") from None
-    if kind is int and number != float(value):
-        raise ValueError(f"{value!r} is not a whole number")
+    if kind is int:
+        if not number.is_integer():
+            raise ValueError(f"{value!r} is not a whole number")
+        return int(number)
     return number
 
 
@@ -562,7 +564,10 @@ def _connect(address: str | None, cpus: int | None) -> bool:
     options: dict[str, Any] = {
         "include_dashboard": False,
         "logging_level": logging.WARNING,
-        "runtime_env": {"env_vars": {"PYTHONPATH": path}},
+        # GOMP_SPINCOUNT as ``python -m tracker`` sets it: workers sharing cores must not spin-wait
+        "runtime_env": {
+            "env_vars": {"PYTHONPATH": path, "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "10000")}
+        },
     }
     if address:
         ray.init(address=address, **options)
