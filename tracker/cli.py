@@ -459,9 +459,13 @@ def _print_row(row: dict) -> None:
     if row["status"] in ("done", "skipped"):
         what = f"{row.get('frames', '?')} frames, {row.get('objects', '?')} object(s), {row.get('flags', '?')} flag(s)"
         took = f", {row['seconds']:.1f} s" if "seconds" in row else ""
-        echo(f"\r{row['status']:<11} {row['id']}  {what}{took}")
+        line = f"{row['status']:<11} {row['id']}  {what}{took}"
     else:
-        echo(f"\r{row['status']:<11} {row['id']}  {row['message']}")
+        line = f"{row['status']:<11} {row['id']}  {row['message']}"
+    if sys.stderr.isatty():  # the progress line is there: clear it first
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+    echo(line)
 
 
 class _TrackPrinter:
