@@ -311,3 +311,50 @@ def test_the_web_app_and_the_library_never_import_ray():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# -- the worker's rows (BatchWorker called in this process, the numpy stand-in workspace) ---------
+def standin(hub, video, settings, workdir):
+    from tests.standin_workspace import StandInWorkspace
+
+    return StandInWorkspace.open(video, hub, settings, workdir)
+
+
+def broken_code(hub, video, settings, workdir):
+    raise KeyError("a bug")
+
+
+@pytest.mark.parametrize(
+    ("opener", "video", "status", "message"),
+    [
+        ("standin", "small", DONE, ""),
+        ("standin", "missing", FAILED, "missing.mp4"),
+        ("broken_code", "small", batch.ERRORED, "unexpected KeyError: 'a bug' (traceback in"),
+    ],
+)
+def test_the_worker_turns_each_outcome_into_a_row(small_video, tmp_path, opener, video, status, message):
+    worker = batch.BatchWorker(None, f"tests.test_batch:{opener}")
+    path = small_video if video == "small" else tmp_path / "missing.mp4"
+    job = Job("x/v.mp4", path, "a red disc")
+    request = job.request(SETTINGS)
+    row = worker.run_job(job, str(tmp_path / "out"), Settings(preset="fast"), request)
+    assert row["status"] == status and message in row["message"] and row["attempts"] == 1
+    folder = tmp_path / "out" / "x" / "v.mp4"
+    result = folder / batch.RESULT
+    assert result.exists() is (status == DONE)
+    assert (folder / batch.ERROR).exists() is (status == batch.ERRORED)
+    if status == DONE:
+        assert row["frames"] == 12 and (folder / "annotations.zip").exists()
+        assert batch.previous_result(tmp_path / "out", job, request)["summary"]["frames_tracked"] == 12
+    if status == batch.ERRORED:
+        assert "KeyError: 'a bug'" in (folder / batch.ERROR).read_text()
+    assert worker.status() is None  # idle again
+
+
+def test_a_cancelled_worker_stops_and_marks_nothing_done(small_video, tmp_path):
+    worker = batch.BatchWorker(None, "tests.test_batch:standin")
+    worker.cancel()
+    job = Job("v.mp4", small_video, "a red disc")
+    row = worker.run_job(job, str(tmp_path), Settings(preset="fast"), job.request(SETTINGS))
+    assert row["status"] == CANCELLED and "Stopped before" in row["message"]
+    assert not (tmp_path / "v.mp4" / batch.RESULT).exists()
