@@ -570,7 +570,13 @@ def _connect(address: str | None, cpus: int | None) -> bool:
         },
     }
     if address:
-        ray.init(address=address, **options)
+        try:
+            ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise InputError(
+                f"Cannot connect to the Ray cluster at {address} ({_one_line(error)[:200]}); "
+                "start it there with `ray start --head`, or check --address / $RAY_ADDRESS."
+            ) from None
     else:
         ray.init(num_cpus=cpus, **options)
     return True
