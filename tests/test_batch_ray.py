@@ -210,3 +210,18 @@ def test_every_node_sees_the_output_folder(tmp_path):
         == f"cannot see the output folder {tmp_path}"
     )
     assert os.listdir(tmp_path) == []  # the check leaves nothing behind
+
+
+def test_the_command_line_passes_the_track_options_to_every_video(clips, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["-q", "batch", str(clips / "sub"), "--prompt", "a blue square", "--out", str(out), *FAST_ARGS,
+            "--workers", "1", "--cpus-per-video", "1", "--end", "0.5", "--formats", "coco,flags"]  # fmt: skip
+    assert main(args) == 0
+    assert capsys.readouterr().out.split()[:3] == ["done", "a.mp4", "6"]  # 0.5 s at 12 fps
+    folder = out / "a.mp4"
+    assert {p.name for p in folder.iterdir()} >= {"coco.json", "flags.json", "annotations.zip", batch.RESULT}
+    assert not (folder / "masks").exists()
+    assert json.loads((folder / batch.RESULT).read_text())["request"]["settings"]["end_time"] == 0.5
+    assert main(args) == 0 and capsys.readouterr().out.split()[:2] == ["skipped", "a.mp4"]
+    assert main([*args, "--end", "0.25"]) == 0  # another range: not the same job, run again
+    assert capsys.readouterr().out.split()[:3] == ["done", "a.mp4", "3"]
