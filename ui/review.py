@@ -56,6 +56,7 @@ from tracker.flags import (
 from . import text
 from .guard import guarded
 from .handlers import LIVE_FRAME_EVERY, Handlers, RefineView, _enlarge, display_scale
+from .protocols import WorkspaceLike
 from .review_layout import (  # re-exported: ui.review.<name> is where callers and tests look
     ABSENT_COLOR,
     CSS,
@@ -111,7 +112,7 @@ DOWNLOAD_ORDER = ("zip", "overlay", "coco", "ytvis", "mot", "trajectories", "can
 class ReviewState:
     """Flags of the last run, for the workspace they were computed on."""
 
-    workspace: Any
+    workspace: WorkspaceLike
     flags: list[Flag]
 
 
@@ -197,12 +198,12 @@ class ReviewLoop:
         return flags
 
     @staticmethod
-    def _tracked(session: UISession):
+    def _tracked(session: UISession) -> WorkspaceLike | None:
         ws = session.workspace
         return ws if ws is not None and len(ws.store) else None
 
     @staticmethod
-    def _clamp(ws, frame_idx: float | None) -> int:
+    def _clamp(ws: WorkspaceLike, frame_idx: float | None) -> int:
         return min(max(int(round(frame_idx or 0)), 0), ws.info.num_frames - 1)
 
     # ------------------------------------------------------------------ views
@@ -243,12 +244,12 @@ class ReviewLoop:
         )
 
     @staticmethod
-    def _picture(ws, frame_idx: int) -> tuple[np.ndarray, str]:
+    def _picture(ws: WorkspaceLike, frame_idx: int) -> tuple[np.ndarray, str]:
         """The review picture of ``frame_idx`` (shown enlarged for small videos) and its status line."""
         return _enlarge(ws.preview(frame_idx), display_scale(ws.info.width)), review_status(ws, frame_idx)
 
     @staticmethod
-    def _filter_choices(ws) -> list[tuple[str, int]]:
+    def _filter_choices(ws: WorkspaceLike | None) -> list[tuple[str, int]]:
         choices = [("flags of every object", EVERY_OBJECT)]
         if ws is not None:
             choices += [(f"flags of {o.object_id} · {o.name}", o.object_id) for o in ws.objects.values()]
@@ -576,7 +577,7 @@ class ReviewLoop:
 
 
 # ---------------------------------------------------------------------- small translations
-def review_status(ws, frame_idx: int) -> str:
+def review_status(ws: WorkspaceLike, frame_idx: int) -> str:
     """The line under the review picture: the frame, its time, what is tracked and what is visible."""
     result = ws.result_at(frame_idx)
     tracked = len(ws.store)
