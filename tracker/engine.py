@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Generator, Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ PROMPT_FRAME_SECONDS = 1.0  # one prompted frame (encode + decode)
 CLIP_FRAME_SECONDS = 0.05  # one sampled frame of the review's CLIP series
 
 _hub: Any = None  # this process's tracker.models.ModelHub (set by use_hub, else built on first use)
+_hub_pid = 0  # the process that set it (a forked child has another pid)
 
 
 # ---------------------------------------------------------------------- plain values
@@ -113,12 +115,21 @@ def use_hub(hub: Any) -> None:
     Set it (and load the models, :func:`preload`) in the main process before any call: a
     forked process then starts with the models already in memory.
     """
-    global _hub
-    _hub = hub
+    global _hub, _hub_pid
+    _hub, _hub_pid = hub, os.getpid()
 
 
 def hub_for(settings: Settings) -> Any:
+    """This process's hub; in a process forked from the one that set it, CPU work goes single-threaded.
+
+    (A process forked after its parent ran OpenMP-parallel torch code hangs in its own first
+    parallel region; one intra-op thread avoids the thread pool. The GPU does the real work.)
+    """
     global _hub
+    if _hub_pid and os.getpid() != _hub_pid:
+        import torch
+
+        torch.set_num_threads(1)
     if _hub is None:
         from .models import ModelHub
 
@@ -205,7 +216,7 @@ def _session(reader: Any, settings: Settings, prompts: Iterable[FramePrompt]) ->
 # ---------------------------------------------------------------------- the work
 def find_candidates(
     video: str, settings: Settings, prompt: str, negative: str | None
-) -> Iterator[FindUpdate]:
+) -> Generator[FindUpdate]:
     """Rank frames against ``prompt`` and propose masks; one update per step, candidates as they come."""
     device, autocast = _device_and_autocast(settings)
     finder = build_finder(hub_for(settings), settings, device, autocast)
@@ -245,7 +256,7 @@ def prompt_frames(
 
 def track_frames(
     video: str, settings: Settings, prompts: list[FramePrompt], legs: list[Leg]
-) -> Iterator[FrameMasks]:
+) -> Generator[FrameMasks]:
     """Track every prompted object through ``legs`` in order; one :class:`FrameMasks` per frame."""
     reader = open_video(video, settings)
     try:

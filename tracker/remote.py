@@ -30,7 +30,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +57,9 @@ class Engine:
     """The four kinds of model work, each a plain function of :mod:`tracker.engine` (or a wrapper of one,
     e.g. ``spaces.GPU``); ``max_seconds`` is the longest a tracking call may take."""
 
-    find: Callable[..., Iterator[engine.FindUpdate]] = engine.find_candidates
+    find: Callable[..., Generator[engine.FindUpdate]] = engine.find_candidates
     prompt: Callable[..., list[engine.FrameMasks]] = engine.prompt_frames
-    track: Callable[..., Iterator[engine.FrameMasks]] = engine.track_frames
+    track: Callable[..., Generator[engine.FrameMasks]] = engine.track_frames
     clip: Callable[..., dict[int, dict[int, float]]] = engine.clip_series
     max_seconds: float = 120.0
 
@@ -84,7 +84,8 @@ class RemoteSession:
         self.video = str(video)
         self.settings = settings
         self.num_frames, self.width, self.height = num_frames, width, height
-        self._prompts: dict[int, dict[int, FramePrompt]] = {}
+        # object id → frame → its prompts there, in order (a mask the clicks refine, then the clicks)
+        self._prompts: dict[int, dict[int, tuple[FramePrompt, ...]]] = {}
         self._cache: OrderedDict[tuple, engine.FrameMasks] = OrderedDict()
         self._deferred: set[int] | None = None  # frames to compute when a batch ends
         self._stored = stored  # frame → the caller's tracked result there (to continue a run)
@@ -103,14 +104,19 @@ class RemoteSession:
 
     def prompts(self) -> list[FramePrompt]:
         """Every prompt, object by object (in the order they were first prompted), frame by frame."""
-        return [p for frames in self._prompts.values() for _, p in sorted(frames.items())]
+        return [p for frames in self._prompts.values() for _, chain in sorted(frames.items()) for p in chain]
 
     def _check_idle(self) -> None:
         if self._running:
             raise InputError("Tracking is running in this session: cancel it or let it finish first.")
 
     def add_prompt(self, prompt: FramePrompt) -> FrameResult:
-        """Set the object's prompt on its frame; that frame's masks (objects prompted there)."""
+        """Set the object's prompt on its frame; that frame's masks (objects prompted there).
+
+        Clicks refine the mask that was there, as SAM 2 does within one session: the object's
+        mask prompt on that frame (an accepted candidate, a brushed mask), else its tracked mask,
+        goes to SAM 2 just before the clicks.
+        """
         prompt.validate(self.width, self.height)
         if not 0 <= prompt.frame_idx < self.num_frames:
             raise InputError(f"Frame {prompt.frame_idx} is outside the video.")
@@ -118,8 +124,25 @@ class RemoteSession:
             raise InputError("The prompt is empty: click on the object, draw a box or paint a mask.")
         with self._lock:
             self._check_idle()
-            self._prompts.setdefault(prompt.object_id, {})[prompt.frame_idx] = prompt
+            frames = self._prompts.setdefault(prompt.object_id, {})
+            earlier = frames.get(prompt.frame_idx)
+            base = None
+            if prompt.mask is None or not prompt.mask.any():
+                if earlier is None:
+                    base = self._tracked_mask(prompt.object_id, prompt.frame_idx)
+                elif earlier[0].mask is not None:
+                    base = earlier[0]
+            frames[prompt.frame_idx] = (prompt,) if base is None else (base, prompt)
             return self.result_at(prompt.frame_idx)
+
+    def _tracked_mask(self, object_id: int, frame_idx: int) -> FramePrompt | None:
+        stored = self._stored(frame_idx)
+        if stored is None or object_id not in stored.object_ids:
+            return None
+        mask = stored.mask_of(object_id)
+        if mask is None:
+            return None
+        return FramePrompt(object_id, frame_idx, mask=mask.copy()) if mask.any() else None
 
     def clear_prompts(self, frame_idx: int, object_id: int | None = None) -> FrameResult:
         with self._lock:
@@ -175,9 +198,8 @@ class RemoteSession:
         every such frame is computed, with its final prompts, in one call. Yields those frames."""
         with self._lock:
             outer = self._deferred is not None
-            if not outer:
-                self._deferred = set()
-            frames = self._deferred
+            frames: set[int] = self._deferred if self._deferred is not None else set()
+            self._deferred = frames
             try:
                 yield frames
             finally:
@@ -272,7 +294,7 @@ def _chunk_legs(legs: list[Leg], todo: list[tuple[int, int]]) -> list[Leg]:
 
 
 def _seeds(
-    last: FrameResult, prompts: dict[int, dict[int, FramePrompt]], step: int, first: int
+    last: FrameResult, prompts: dict[int, dict[int, tuple[FramePrompt, ...]]], step: int, first: int
 ) -> list[FramePrompt]:
     """Mask prompts on the frame before ``first`` from the masks a previous call ended with there."""
     seed_frame = first - step

@@ -117,6 +117,8 @@ class Services:
         from tracker.types import FrameResult, TrackedObject
         from tracker.workspace import Workspace
 
+        from .gpu import remote_opener, zero_gpu
+
         hub = ModelHub(
             checkpoints_dir=settings.checkpoints_dir, offline=settings.offline or None, device=settings.device
         )
@@ -129,6 +131,11 @@ class Services:
 
         def open_workspace(video: Path, run_settings: Settings, workdir: Path):
             return Workspace.open(video, hub, run_settings, workdir)
+
+        label = str(device)
+        if zero_gpu():  # model work in GPU calls; the page's session stays here
+            open_workspace = remote_opener(hub, dataclasses.replace(settings, preset=default))
+            label = "ZeroGPU"
 
         def estimate_seconds(preset: str, num_frames: int) -> float | None:
             try:
@@ -161,7 +168,7 @@ class Services:
             open_segment_writer=open_segment_writer,
             temp_root=temp_root or default_temp_root(),
             missing_weights=missing,
-            device_label=str(device),
+            device_label=label,
             model_concurrency=model_concurrency,
             max_seconds=max_seconds,
             max_frames=max_frames,
