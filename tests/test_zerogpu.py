@@ -158,3 +158,45 @@ def disc_mask(ws):
 
     yy, xx = np.mgrid[: ws.info.height, : ws.info.width]
     return (xx - 40) ** 2 + (yy - 60) ** 2 < 15**2
+
+
+def test_stop_keeps_the_frames_and_track_continues(loop, small_video):
+    h = loop.h
+    session, _ = h.on_video(None, str(small_video), "fast")
+    ws = session.workspace
+    ws.set_mask(ws.add_object("disc").object_id, 0, disc_mask(ws))
+    run = h.track(session, "forward")
+    next(run)  # "Loading SAM 2…"
+    next(run)  # the first frame is back
+    assert h.stop(session) == "Stopping after the current frame…"
+    views = list(run)
+    kept = len(ws.store)
+    assert 1 <= kept < 12 and f"The {kept} frames tracked so far are kept" in views[-1].status
+    before = len(calls("track_frames"))
+    views = list(h.track(session, "forward"))
+    assert len(ws.store) == 12
+    # the frames kept are not tracked again: the new calls track the rest
+    assert sum(c.items for c in calls("track_frames")[before:]) == 12 - kept
+
+
+def test_one_call_gives_the_masks_of_the_local_session(loop, small_video, tmp_path, one_hub):
+    """Tracked in a forked process from plain prompts = tracked in this process's SAM 2 session."""
+    from tracker.masks import mask_iou
+    from tracker.workspace import Workspace
+
+    h = loop.h
+    session, _ = h.on_video(None, str(small_video), "fast")
+    remote = session.workspace
+    remote.engine = engine_with(remote.engine, max_seconds=600)  # the whole run in one call
+    local = Workspace.open(remote.info.path, one_hub, remote.settings, tmp_path / "local")
+    for ws in (remote, local):
+        ws.set_mask(ws.add_object("disc").object_id, 0, disc_mask(ws))
+        ws.add_click(1, 5, 40.0, 60.0)
+        list(ws.track(direction="forward"))
+    assert len(calls("track_frames")) == 1
+    assert sum(bool(local.store.mask(f, 1).any()) for f in range(12)) >= 6  # something to compare
+    for frame_idx in range(12):
+        mine, theirs = remote.store.get(frame_idx), local.store.get(frame_idx)
+        assert mine.object_ids == theirs.object_ids == (1,)
+        assert mask_iou(mine.masks[0], theirs.masks[0], empty=1.0) > 0.98, frame_idx
+    local.close()
