@@ -200,3 +200,11 @@ def test_one_call_gives_the_masks_of_the_local_session(loop, small_video, tmp_pa
         assert mine.object_ids == theirs.object_ids == (1,)
         assert mask_iou(mine.masks[0], theirs.masks[0], empty=1.0) > 0.98, frame_idx
     local.close()
+
+
+def test_the_batch_api_runs_on_gpu_calls_too(loop, small_video):
+    """``/track`` (and the MCP tool) open the same kind of workspace: find, track, export."""
+    overlay, annotations = loop.h.api_track(str(small_video), "red disc", None, "fast", 1)
+    assert Path(overlay).is_file() and zipfile.ZipFile(annotations).namelist()
+    names = {c.name for c in fake_spaces.CALLS}
+    assert {"find_candidates", "prompt_frames", "track_frames", "clip_series"} <= names

@@ -233,10 +233,12 @@ class RemoteSession:
         legs = self.plan(start_frame, end_frame, direction, max_frames)
         with self._lock:
             self._check_idle()
-            self._running = True
         return self._run(legs, cancel or threading.Event())
 
     def _run(self, legs: list[Leg], cancel: threading.Event) -> Iterator[FrameResult]:
+        with self._lock:
+            self._check_idle()
+            self._running = True
         key = (tuple(prompt_key(p) for p in self.prompts()), tuple(legs))
         plan = [(i, f) for i, leg in enumerate(legs) for f in leg.frames()]
         objects = self.object_ids
@@ -350,17 +352,26 @@ class RemoteWorkspace(Workspace):
         cancel = cancel or self.cancel_event
         cancel.clear()
         yield FindEvent("load", 0.0, "Waiting for a GPU…")
-        found = []
+        found: list = []
         run = self.engine.find(str(self.info.path), self.settings, prompt, negative_prompt)
-        with closing(run):
-            for update in run:
-                if update.candidates is not None:
-                    found = [c.to_candidate() for c in update.candidates]
-                    with self._lock:
-                        self.candidates = found
-                yield FindEvent(update.stage, update.progress, update.message, found, update.new_frame)
-                if cancel.is_set():
-                    break
+        try:
+            with closing(run):
+                for update in run:
+                    if update.candidates is not None:
+                        found = [c.to_candidate() for c in update.candidates]
+                        with self._lock:
+                            self.candidates = found
+                    yield FindEvent(update.stage, update.progress, update.message, found, update.new_frame)
+                    if cancel.is_set():
+                        break
+        except Exception as error:
+            if isinstance(error, TrackerError):
+                raise
+            logger.warning("GPU call of the search ended early", exc_info=True)
+            raise GpuRunStopped(
+                f"The search stopped early (it may have run out of GPU time) with {len(found)} candidates: "
+                "press Find again, or choose a faster preset."
+            ) from error
         with self._lock:
             self.prompt_text = prompt
             self.negative_text = negative_prompt
