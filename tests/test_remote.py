@@ -168,3 +168,32 @@ def test_clicks_refine_the_mask_there_and_results_are_computed_once():
     assert gpu.prompts[-1] == [5, 6]  # one call for the batch
     result = session.result_at(6)
     assert result.object_ids == (2,) and result.masks[0][0, 6]
+
+
+@pytest.mark.parametrize(
+    ("env", "spaces_installed", "expected"),
+    [
+        (None, True, False),  # the spaces package alone (any Space): the normal path
+        ("true", False, False),  # ZeroGPU said but no package: the normal path, with a warning
+        ("false", True, False),
+        ("true", True, True),
+        ("1", True, True),
+    ],
+)
+def test_zero_gpu_needs_the_space_flag_and_the_package(monkeypatch, env, spaces_installed, expected):
+    import sys
+
+    from tests import fake_spaces
+    from ui.gpu import gpu, zero_gpu
+
+    if env is None:
+        monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    else:
+        monkeypatch.setenv("SPACES_ZERO_GPU", env)
+    monkeypatch.setitem(sys.modules, "spaces", fake_spaces.module() if spaces_installed else None)
+    assert zero_gpu() is expected
+
+    def handler():
+        return 1
+
+    assert gpu(handler, duration=600) is handler  # handlers never go to a GPU process
