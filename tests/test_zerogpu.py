@@ -58,7 +58,7 @@ def loop(tmp_path, monkeypatch, one_hub):
 
 
 def test_the_whole_workflow_runs_in_forked_gpu_calls(loop, small_video):
-    h = loop.h
+    h = loop.handlers
     session, _ = h.on_video(None, str(small_video), "fast")
     ws = session.workspace
     assert isinstance(ws, RemoteWorkspace)
@@ -127,7 +127,7 @@ def stalls_after_three(video, settings, prompts, legs):
 
 
 def test_out_of_gpu_time_keeps_the_frames_and_track_continues(loop, small_video, monkeypatch):
-    h = loop.h
+    h = loop.handlers
     monkeypatch.setattr(fake_spaces, "TIME_SCALE", 1.0)
     session, _ = h.on_video(None, str(small_video), "fast")
     ws = session.workspace
@@ -161,7 +161,7 @@ def disc_mask(ws):
 
 
 def test_stop_keeps_the_frames_and_track_continues(loop, small_video):
-    h = loop.h
+    h = loop.handlers
     session, _ = h.on_video(None, str(small_video), "fast")
     ws = session.workspace
     ws.set_mask(ws.add_object("disc").object_id, 0, disc_mask(ws))
@@ -184,7 +184,7 @@ def test_one_call_gives_the_masks_of_the_local_session(loop, small_video, tmp_pa
     from tracker.masks import mask_iou
     from tracker.workspace import Workspace
 
-    h = loop.h
+    h = loop.handlers
     session, _ = h.on_video(None, str(small_video), "fast")
     remote = session.workspace
     remote.engine = engine_with(remote.engine, max_seconds=600)  # the whole run in one call
@@ -204,7 +204,7 @@ def test_one_call_gives_the_masks_of_the_local_session(loop, small_video, tmp_pa
 
 def test_the_batch_api_runs_on_gpu_calls_too(loop, small_video):
     """``/track`` (and the MCP tool) open the same kind of workspace: find, track, export."""
-    overlay, annotations = loop.h.api_track(str(small_video), "red disc", None, "fast", 1)
+    overlay, annotations = loop.handlers.api_track(str(small_video), "red disc", None, "fast", 1)
     assert Path(overlay).is_file() and zipfile.ZipFile(annotations).namelist()
     names = {c.name for c in fake_spaces.CALLS}
     assert {"find_candidates", "prompt_frames", "track_frames", "clip_series"} <= names

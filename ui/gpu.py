@@ -91,6 +91,22 @@ def gpu_engine(limit: float | None = None) -> Any:
     )
 
 
+def workspace_opener(hub: Any, settings: Any, device_label: str) -> tuple[Callable[..., Any], str]:
+    """How a tab opens its workspace, ``(video, settings, workdir) → workspace``, and the device's name.
+
+    On ZeroGPU a :class:`~tracker.remote.RemoteWorkspace` (:func:`remote_opener`); everywhere
+    else the :class:`~tracker.workspace.Workspace`, its models in this process.
+    """
+    if zero_gpu():
+        return remote_opener(hub, settings), "ZeroGPU"
+    from tracker.workspace import Workspace
+
+    def open_workspace(video, run_settings, workdir):
+        return Workspace.open(video, hub, run_settings, workdir)
+
+    return open_workspace, device_label
+
+
 def remote_opener(hub: Any, settings: Any) -> Callable[..., Any]:
     """``open_workspace`` for ZeroGPU: :class:`~tracker.remote.RemoteWorkspace` on :func:`gpu_engine`.
 

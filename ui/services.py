@@ -117,9 +117,8 @@ class Services:
         from tracker.models import ModelHub
         from tracker.settings import resolve_settings
         from tracker.types import FrameResult, TrackedObject
-        from tracker.workspace import Workspace
 
-        from .gpu import remote_opener, zero_gpu
+        from .gpu import workspace_opener
 
         hub = ModelHub(
             checkpoints_dir=settings.checkpoints_dir, offline=settings.offline or None, device=settings.device
@@ -131,13 +130,9 @@ class Services:
         ]
         default = settings.preset or devices.default_preset(device).name
 
-        def open_workspace(video: Path, run_settings: Settings, workdir: Path):
-            return Workspace.open(video, hub, run_settings, workdir)
-
-        label = str(device)
-        if zero_gpu():  # model work in GPU calls; the page's session stays here
-            open_workspace = remote_opener(hub, dataclasses.replace(settings, preset=default))
-            label = "ZeroGPU"
+        open_workspace, label = workspace_opener(
+            hub, dataclasses.replace(settings, preset=default), str(device)
+        )
 
         def estimate_seconds(preset: str, num_frames: int) -> float | None:
             try:
