@@ -137,9 +137,10 @@ def _open(video: Path, hub: Any, size: int, end_time: float | None, folder: Path
 
 
 def run_pair(
-    video: Path, jpegs: Path, hub: Any, size: int, count: int, frames: int, work: Path
+    video: Path, jpegs: Path, hub: Any, size: int, count: int, frames: int, work: Path, unbatched: bool
 ) -> dict[str, Any]:
-    """One (size, count) cell: ours and plain interleaved; with one object also propagation alone."""
+    """One (size, count) cell: ours and plain interleaved; with one object also propagation alone,
+    with several (``unbatched``) also ours with each object through SAM 2 on its own."""
     _, end_time = looped_video(video, frames, work)
     folder = work / f"s{size}-n{count}"
     ws = _open(video, hub, size, end_time, folder / "track")
@@ -149,6 +150,11 @@ def run_pair(
     if count == 1:
         extra = _open(video, hub, size, end_time, folder / "propagate")
         arms.append(OursObjects("ours propagate", extra, count, "propagate", folder / "unused.mp4"))
+    elif unbatched and hasattr(type(ws.session), "batch_objects"):
+        extra = _open(video, hub, size, end_time, folder / "unbatched")
+        arm = OursObjects("ours one by one", extra, count, "track", folder / "unbatched.mp4")
+        extra.session.batch_objects = False  # the same track, each object through SAM 2 on its own
+        arms.append(arm)
     started = time.perf_counter()
     interleave(arms)
     loop_s = time.perf_counter() - started
@@ -198,7 +204,7 @@ def sweep(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             pass  # kernels for every memory-bank size exist before the timed arms meet them
         warm.close()
         for count in args.counts:
-            cell = run_pair(video, jpegs, hub, size, count, args.frames, work)
+            cell = run_pair(video, jpegs, hub, size, count, args.frames, work, args.unbatched)
             print(cell_line(cell), flush=True)
             cells.append(cell)
     return cells
@@ -215,15 +221,23 @@ def cell_line(cell: dict[str, Any]) -> str:
 
 def tables(cells: list[dict[str, Any]]) -> Iterator[str]:
     """Markdown: s/frame per count and size, ratios; end to end ÷ propagation; ours' stages."""
-    yield "| size | objects | ours s/frame | plain s/frame | ours ÷ plain | ours ÷ ours at 1 | plain ÷ plain at 1 |"
-    yield "|---|---|---|---|---|---|---|"
+    yield (
+        "| size | objects | ours s/frame | plain s/frame | ours ÷ plain | ours ÷ ours at 1 | plain ÷ plain at 1 "
+        "| ours, objects one by one (s/frame, ÷ plain) |"
+    )
+    yield "|---|---|---|---|---|---|---|---|"
     base = {c["size"]: c for c in cells if c["objects"] == 1}
     for cell in cells:
         ours, plain = per_frame(cell["arms"]["ours"]), per_frame(cell["arms"]["plain"])
         one = base.get(cell["size"])
         o1 = f"{ours / per_frame(one['arms']['ours']):.2f}" if one else "—"
         p1 = f"{plain / per_frame(one['arms']['plain']):.2f}" if one else "—"
-        yield f"| {cell['size']} | {cell['objects']} | {ours:.3f} | {plain:.3f} | **{ours / plain:.2f}** | {o1} | {p1} |"
+        alone = cell["arms"].get("ours one by one")
+        single = f"{per_frame(alone):.3f} ({per_frame(alone) / plain:.2f})" if alone else "—"
+        yield (
+            f"| {cell['size']} | {cell['objects']} | {ours:.3f} | {plain:.3f} | **{ours / plain:.2f}** "
+            f"| {o1} | {p1} | {single} |"
+        )
     yield ""
     yield "| size | end to end (track + overlay) | propagation alone | ratio |"
     yield "|---|---|---|---|"
@@ -335,6 +349,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--counts", default="1,4,16")
     parser.add_argument("--quick", action="store_true", help="10 frames, size 256, 1 and 4 objects")
     parser.add_argument("--micro", action="store_true", help="only the per-mask micro-benchmark")
+    parser.add_argument(
+        "--unbatched", action="store_true", help="also ours with batch_objects off (2+ objects)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.quick:

@@ -277,8 +277,11 @@ def _one_by_one(frame: np.ndarray, result: FrameResult, objects) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("kind", ["noise", "blobs", "touching", "overlapping"])
-def test_all_objects_in_one_pass_equal_one_by_one(kind, monkeypatch):
+@pytest.mark.parametrize(
+    ("kind", "one_pass"),
+    [("noise", True), ("blocks", True), ("blobs", False), ("touching", False), ("overlapping", False)],
+)
+def test_all_objects_in_one_pass_equal_one_by_one(kind, one_pass, monkeypatch):
     """Non-overlapping masks are tinted and outlined in one pass; overlapping ones fall back.
 
     Labels are drawn after every fill, so drawing objects one at a time (each on the previous
@@ -293,6 +296,9 @@ def test_all_objects_in_one_pass_equal_one_by_one(kind, monkeypatch):
     if kind == "noise":  # random weights' masks: every object everywhere, never overlapping
         owner = rng.integers(0, 5, (height, width))
         masks = owner[None] == np.arange(1, 5)[:, None, None]
+    elif kind == "blocks":  # 6×6 blocks dealt to the objects: every box spans the frame, solid insides
+        owner = np.kron(rng.integers(0, 5, (10, 14)), np.ones((6, 6), int))[:height, :width]
+        masks = owner[None] == np.arange(1, 5)[:, None, None]
     elif kind == "blobs":
         for k, (y, x) in enumerate([(10, 10), (10, 50), (40, 15), (45, 60)]):
             masks[k, y : y + 12, x : x + 15] = True
@@ -304,6 +310,10 @@ def test_all_objects_in_one_pass_equal_one_by_one(kind, monkeypatch):
     import tracker.render as render
 
     monkeypatch.setattr(render, "_label_patch", lambda *args: np.zeros((1, 1, 4), np.uint8))  # no labels
+    taken = []
+    real = render._fill_and_outline_all
+    monkeypatch.setattr(render, "_fill_and_outline_all", lambda *args: taken.append(real(*args)) or taken[-1])
     together = draw_overlay(frame, result, objects, stats=stack_stats(masks))
     assert np.array_equal(together, _one_by_one(frame, result, objects))
+    assert taken[0] is one_pass
     assert np.array_equal(draw_overlay(frame, result, objects), together)  # boxes found here or given

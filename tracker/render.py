@@ -152,15 +152,6 @@ def _fill_and_outline(
     region[edge] = color
 
 
-# The pixels a 3×3-cross erosion repeated OUTLINE_WIDTH times looks at: |dy| + |dx| <= OUTLINE_WIDTH.
-_OUTLINE_OFFSETS = [
-    (dy, dx)
-    for dy in range(-OUTLINE_WIDTH, OUTLINE_WIDTH + 1)
-    for dx in range(-OUTLINE_WIDTH, OUTLINE_WIDTH + 1)
-    if 0 < abs(dy) + abs(dx) <= OUTLINE_WIDTH
-]
-
-
 def _fill_and_outline_all(
     out: np.ndarray,
     masks: np.ndarray,
@@ -170,40 +161,56 @@ def _fill_and_outline_all(
     """:func:`_fill_and_outline` for every ``(index, box, colour)`` of ``shown`` at once, pixel for pixel.
 
     Builds one label image over the boxes' union, blends every object's colour in one pass and
-    finds every outline with one erosion of the labels (a pixel is an outline pixel when a
-    pixel within the erosion's reach has another label). Only valid when the masks do not
-    overlap: returns False, drawing nothing, when fewer than two are shown or when they overlap.
+    finds every outline with one erosion of the labels (:func:`_erode_labels`). Worth it when
+    the boxes cover their union several times over (random weights' masks span the frame);
+    returns False, drawing nothing, when they do not, when fewer than two are shown, or when
+    the masks overlap (then each is drawn over the others, one by one).
     """
-    if len(shown) < 2:
+    if len(shown) < 2 or len(shown) >= 255:
         return False
     x0 = min(box[0] for _, box, _ in shown)
     y0 = min(box[1] for _, box, _ in shown)
     x1 = max(box[2] for _, box, _ in shown)
     y1 = max(box[3] for _, box, _ in shown)
-    label = np.zeros((y1 - y0 + 2 * OUTLINE_WIDTH, x1 - x0 + 2 * OUTLINE_WIDTH), np.uint8)
-    inner = label[OUTLINE_WIDTH:-OUTLINE_WIDTH, OUTLINE_WIDTH:-OUTLINE_WIDTH]
+    if sum((bx1 - bx0) * (by1 - by0) for _, (bx0, by0, bx1, by1), _ in shown) < 2 * (x1 - x0) * (y1 - y0):
+        return False  # boxes mostly apart: drawing each inside its own box is cheaper
+    label = np.zeros((y1 - y0, x1 - x0), np.uint8)
     area = 0
     for number, (index, (bx0, by0, bx1, by1), _) in enumerate(shown, start=1):
         crop = masks[index][by0:by1, bx0:bx1]
-        np.copyto(inner[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0], number, where=crop)
+        np.copyto(label[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0], number, where=crop)
         area += int(np.count_nonzero(crop))
-    inside = inner > 0
-    if len(shown) >= 255 or area != int(np.count_nonzero(inside)):
-        return False  # overlapping masks: each is drawn over the others, one by one
+    inside = label > 0
+    if area != int(np.count_nonzero(inside)):
+        return False
     colors = np.array([(0, 0, 0)] + [color for _, _, color in shown], dtype=np.uint16)
     region = out[y0:y1, x0:x1]
-    blended = ((region.astype(np.uint16) * (256 - weight) + colors[inner] * weight) >> 8).astype(np.uint8)
+    blended = ((region.astype(np.uint16) * (256 - weight) + colors[label] * weight) >> 8).astype(np.uint8)
     np.copyto(region, blended, where=inside[..., None])
-    height, width = inner.shape
-    interior = inside.copy()
-    for dy, dx in _OUTLINE_OFFSETS:
-        shifted = label[
-            OUTLINE_WIDTH + dy : OUTLINE_WIDTH + dy + height, OUTLINE_WIDTH + dx : OUTLINE_WIDTH + dx + width
-        ]
-        interior &= shifted == inner
-    edge = inside & ~interior
-    region[edge] = colors[inner[edge]].astype(np.uint8)
+    edge = inside & ~_erode_labels(label, OUTLINE_WIDTH)
+    region[edge] = colors[label[edge]].astype(np.uint8)
     return True
+
+
+def _erode_labels(label: np.ndarray, steps: int) -> np.ndarray:
+    """Where :func:`_erode` of each label's own mask (label > 0) would keep the pixel, all labels at once.
+
+    One step keeps a pixel whose 4 neighbours carry its label; each further step also asks that
+    of the 4 neighbours (which then carry the same label). Outside the array counts as label 0.
+    """
+    padded = np.zeros((label.shape[0] + 2, label.shape[1] + 2), dtype=label.dtype)
+    padded[1:-1, 1:-1] = label
+    kept = (
+        (padded[:-2, 1:-1] == label)
+        & (padded[2:, 1:-1] == label)
+        & (padded[1:-1, :-2] == label)
+        & (padded[1:-1, 2:] == label)
+    )
+    for _ in range(steps - 1):
+        grown = np.zeros(padded.shape, dtype=bool)
+        grown[1:-1, 1:-1] = kept
+        kept = kept & grown[:-2, 1:-1] & grown[2:, 1:-1] & grown[1:-1, :-2] & grown[1:-1, 2:]
+    return kept
 
 
 def _composite(out: np.ndarray, left: int, top: int, patch: np.ndarray) -> None:
