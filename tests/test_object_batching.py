@@ -185,23 +185,26 @@ def _memory(index: int, tokens: int, pointers: int, dtype=torch.float32) -> obje
 
 
 @pytest.mark.parametrize(
-    ("memories", "tokens", "expected"),
+    ("memories", "tokens", "limit", "expected"),
     [
-        ([(0, 64, 4), (1, 64, 4), (2, 64, 4)], 256, [[0, 1, 2]]),  # one layout, inside the budget
-        ([(0, 64, 4), (1, 80, 4), (2, 64, 4)], 256, [[0, 2], [1]]),  # two layouts, first-seen order
-        ([(0, 64, 4), (1, 64, 8)], 256, [[0], [1]]),  # same memory length, other pointer count
-        ([(i, 64, 4) for i in range(5)], 1024, [[0, 1], [2, 3], [4]]),  # 2048-token budget at 1024 each
-        ([(0, 64, 4), (1, 64, 4)], 4096, [[0], [1]]),  # one object over the budget still runs
+        ([(0, 64, 4), (1, 64, 4), (2, 64, 4)], 256, (2048, 1024, 8), [[0, 1, 2]]),  # one layout, in budget
+        ([(0, 64, 4), (1, 80, 4), (2, 64, 4)], 256, (2048, 1024, 8), [[0, 2], [1]]),  # two layouts, in order
+        ([(0, 64, 4), (1, 64, 8)], 256, (2048, 1024, 8), [[0], [1]]),  # same memory, other pointer count
+        ([(i, 64, 4) for i in range(5)], 1024, (2048, 1024, 8), [[0, 1], [2, 3], [4]]),  # 2048 tokens
+        ([(i, 64, 4) for i in range(5)], 256, (2048, 1024, 2), [[0, 1], [2, 3], [4]]),  # 2 objects at most
+        ([(0, 64, 4), (1, 64, 4)], 4096, (2048, 1024, 8), [[0], [1]]),  # one over the budget still runs
     ],
 )
-def test_chunks_follow_layout_and_budget(memories, tokens, expected):
+def test_chunks_follow_layout_and_budget(memories, tokens, limit, expected):
     made = [_memory(*row) for row in memories]
-    assert [[m.index for m in chunk] for chunk in object_batch.chunks(made, tokens, "cpu")] == expected
+    chunks = object_batch.chunks(made, tokens, object_batch.BatchLimit(*limit))
+    assert [[m.index for m in chunk] for chunk in chunks] == expected
 
 
 def test_chunks_keep_dtypes_apart():
     made = [_memory(0, 64, 4), _memory(1, 64, 4, torch.bfloat16)]
-    assert [[m.index for m in chunk] for chunk in object_batch.chunks(made, 256, "cpu")] == [[0], [1]]
+    chunks = object_batch.chunks(made, 256, object_batch.limit_for("cpu"))
+    assert [[m.index for m in chunk] for chunk in chunks] == [[0], [1]]
 
 
 def test_compiled_predictor_classes_are_not_batched(predictor):

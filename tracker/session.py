@@ -975,7 +975,8 @@ class TrackingSession:
             for obj_idx in obj_indices
         ]
         results = {}
-        for chunk in object_batch.chunks(memories, frame.tokens, torch.device(state["device"]).type):
+        limit = object_batch.limit_for(torch.device(state["device"]).type)
+        for chunk in object_batch.chunks(memories, frame.tokens, limit):
             batch = object_batch.track_batch(frame, chunk)
             for position, memory in enumerate(chunk):
                 results[memory.index] = self._compact_output(batch, position)
