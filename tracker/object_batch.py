@@ -60,12 +60,16 @@ def supports(predictor: Any) -> bool:
 
     cls = type(predictor)
     same_methods = all(
-        getattr(cls, name) is getattr(SAM2Base, name)
+        getattr(cls, name, None) is getattr(SAM2Base, name)
         for name in ("_prepare_memory_conditioned_features", "_forward_sam_heads", "_encode_new_memory")
     )
     attention: Any = getattr(predictor, "memory_attention", None)
+    helpers = all(
+        hasattr(predictor, name) for name in ("_get_image_feature", "_get_maskmem_pos_enc", "_use_multimask")
+    )
     return (
         same_methods
+        and helpers
         and type(attention) is MemoryAttention
         and bool(attention.batch_first)
         and all(type(layer) is MemoryAttentionLayer for layer in attention.layers)

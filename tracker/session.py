@@ -27,6 +27,11 @@ What the session changes compared to calling ``SAM2VideoPredictor`` directly:
   the next propagation through that frame recomputes it and the correction is lost. The session
   stores such corrections as conditioning frames (what that flag does) without changing the
   shared predictor.
+* **Objects together.** On a tracked frame, objects that share a memory layout go through
+  memory attention, the mask decoder and the memory encoder as one batch, and what is the same
+  for all of them (the first memory-attention self-attention, the memory encoder's projection of
+  the frame) is computed once (:mod:`tracker.object_batch`; ``batch_objects = False`` runs them
+  one by one as upstream does). Masks equal upstream's up to float rounding.
 * **One lock, typed errors, cancel between frames.** Every public method runs under one
   ``RLock``; :meth:`TrackingSession.propagate` is a generator that yields a
   :class:`~tracker.types.FrameResult` per frame, checks a ``threading.Event`` between frames and
