@@ -22,10 +22,12 @@ import numpy as np
 
 from tracker.settings import Settings
 
+from .protocols import WorkspaceLike
+
 logger = logging.getLogger(__name__)
 
 # Workspace.open(video, hub, settings, workdir) with the hub already bound.
-OpenWorkspace = Callable[[Path, Settings, Path], Any]
+OpenWorkspace = Callable[[Path, Settings, Path], WorkspaceLike]
 # (frame H×W×3 uint8, mask H×W bool, rank from 1) → H×W×3 uint8 with the mask and rank drawn
 DrawCandidate = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 CANDIDATE_COLOR = (255, 196, 0)  # one colour for every candidate: they are not objects yet
@@ -115,7 +117,8 @@ class Services:
         from tracker.models import ModelHub
         from tracker.settings import resolve_settings
         from tracker.types import FrameResult, TrackedObject
-        from tracker.workspace import Workspace
+
+        from .gpu import workspace_opener
 
         hub = ModelHub(
             checkpoints_dir=settings.checkpoints_dir, offline=settings.offline or None, device=settings.device
@@ -127,8 +130,9 @@ class Services:
         ]
         default = settings.preset or devices.default_preset(device).name
 
-        def open_workspace(video: Path, run_settings: Settings, workdir: Path):
-            return Workspace.open(video, hub, run_settings, workdir)
+        open_workspace, label = workspace_opener(
+            hub, dataclasses.replace(settings, preset=default), str(device)
+        )
 
         def estimate_seconds(preset: str, num_frames: int) -> float | None:
             try:
@@ -161,7 +165,7 @@ class Services:
             open_segment_writer=open_segment_writer,
             temp_root=temp_root or default_temp_root(),
             missing_weights=missing,
-            device_label=str(device),
+            device_label=label,
             model_concurrency=model_concurrency,
             max_seconds=max_seconds,
             max_frames=max_frames,
