@@ -61,10 +61,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--memory-minutes", default="1,10", help="lengths of the memory runs (the clip looped)")
     add("--memory-cap-s", type=float, default=40, help="seconds each memory run may take")
     add("--memory-model", default="tiny")
+    add("--sections", default="speed,find,memory", help="which parts to run (speed, find, memory)")
     add("--workdir", type=Path, default=None)
     add("--dry", action="store_true", help="the same code on the CPU at toy sizes (a test)")
     args = parser.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    args.sections = {part.strip() for part in args.sections.split(",") if part.strip()}
     args.memory_frames = None
     if args.dry:
         args.device, args.models, args.image_size = "cpu", ["tiny"], 128
@@ -134,13 +136,17 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     compiled = {"both": [False, True], "off": [False], "on": [True]}[args.compile]
     speed = [(m, False) for m in args.models if False in compiled]
     later = [(m, True) for m in args.models if True in compiled]
+    if "speed" not in args.sections:
+        speed, later = [], []
     report["speed"] = []
     for model, on in speed:
         label = f"speed: {model} at {args.image_size}, uncompiled, {args.frames} frames"
         report["speed"].append(budget.run("gpu_speed", label, **speed_spec(args, model, on, clip, jpegs)))
-    report["find"] = budget.run("find", f"find on {source.name}", video=str(source), prompt="a red disc",
-                                device=args.device)  # fmt: skip
-    report["memory"] = memory_runs(args, budget, source, info)
+    report["find"] = {"label": "find", "skipped": "not asked for"}
+    if "find" in args.sections:
+        report["find"] = budget.run("find", f"find on {source.name}", video=str(source), prompt="a red disc",
+                                    device=args.device)  # fmt: skip
+    report["memory"] = memory_runs(args, budget, source, info) if "memory" in args.sections else []
     for model, on in later:
         label = f"speed: {model} at {args.image_size}, compiled, {args.frames} frames"
         report["speed"].append(
