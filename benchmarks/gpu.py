@@ -244,7 +244,7 @@ def render(report: dict[str, Any]) -> str:
         f"{head['machine'].get('cores')} cores. Date {head['date']}. Wall {report['wall_s']:.0f} s. "
         f"Command: `{head['command']}`. Random weights.",
         "",
-        f"**Speed at {head['image_size']}, bf16** (fps = frames per second over {head['frames']} frames "
+        f"**Speed at {head['image_size']}, {head['precision']}** (fps = frames per second over {head['frames']} frames "
         "after the prompt frame; end to end = decode + SAM 2 + overlay + H.264 mp4)",
         "",
         "| model | compiled | SAM 2 published (A100) | plain SAM 2 propagation | ours propagation | ours end to end "
@@ -274,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average_start": load_average(),
         "image_size": args.image_size,
         "frames": args.frames,
+        "precision": "bf16 autocast" if args.device != "cpu" else "the CPU autocast policy",
     }
     with tempfile.TemporaryDirectory(prefix="tracker-gpu-bench-") as temp:
         workdir = Path(args.workdir or temp)
