@@ -10,7 +10,7 @@
 #    opencv, pytest, huggingface_hub, timm, … (/work/.library/device/KINDS.md lists them), so only
 #    what it lacks is packed: sam2 (built here, pure Python, no CUDA extension), open_clip, av,
 #    pycocotools, hydra/omegaconf/antlr, iopath, segment-anything, ftfy, gradio and its server
-#    stack, gradio_client, and timm (open_clip wants a recent one).
+#    stack, gradio_client.
 #  * imageio-ffmpeg's wheel is 68 MB (a 172 MB ffmpeg binary): it travels without the binary
 #    (built from its sdist) and benchmarks/gpu.sh uses the machine's ffmpeg if it has one, else
 #    scripts/ffmpeg_pyav.py, which does the same encoding with PyAV's bundled libx264.
