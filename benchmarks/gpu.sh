@@ -2,7 +2,7 @@
 # The GPU check in one command, on a bare GPU machine (issue 15): install from the repository and
 # the carried wheels, run the GPU tests, print the GPU table. Finishes within GPU_TOTAL_S (450 s).
 #
-#   here:        bash scripts/gpu_wheels.sh            # → .gpu-wheels/wheels.tar.xz (~52 MB)
+#   here:        bash scripts/gpu_wheels.sh            # → .gpu-wheels/wheels.tar.xz (~54 MB)
 #   device tool: carry [".gpu-wheels"], timeout_s 540, command: bash benchmarks/gpu.sh
 #
 # Writes to $OUT (or ./gpu-out): gpu-table.md, gpu.json (every measurement), tests.log,

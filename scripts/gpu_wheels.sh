@@ -15,7 +15,7 @@
 #    (built from its sdist) and benchmarks/gpu.sh uses the machine's ffmpeg if it has one, else
 #    scripts/ffmpeg_pyav.py, which does the same encoding with PyAV's bundled libx264.
 #  * Wheels are zip-deflated; repacked uncompressed and xz'd together they shrink by about a
-#    third (av 36 → ~25 MB, gradio 31 → ~23 MB): about 52 MB in all. The script fails if the
+#    third (av 36 → ~25 MB, gradio 31 → ~23 MB): about 54 MB in all (62 MB with the repository). The script fails if the
 #    file plus the repository would pass 64 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
