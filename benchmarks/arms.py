@@ -41,6 +41,7 @@ def settings_for(spec: dict[str, Any], arm: dict[str, Any] | None = None) -> Any
     return Settings(
         **{field: source.get(key) for key, field in ARM_FIELDS.items()},
         device=spec.get("device", "auto"),
+        compile=bool(spec.get("compile")),
         random_weights=True,
         end_time=spec.get("end_time"),
     )
@@ -63,6 +64,7 @@ def workspace_predictor(hub: Any, ws: Any) -> Any:
         checkpoint=s.sam2_checkpoint,
         checkpoints_dir=s.checkpoints_dir,
         offline=s.offline,
+        compile=s.compile,
     )
 
 
@@ -92,17 +94,11 @@ def autocast_name(device: Any, bf16: bool | None) -> str:
 
 
 def compile_predictor(predictor: Any) -> None:
-    """Compile ``predictor`` in place the way ``build_sam2_video_predictor(vos_optimized=True)`` does."""
-    import torch
-    from sam2.sam2_video_predictor import SAM2VideoPredictorVOS
+    """Compile ``predictor`` in place as ``build_sam2_video_predictor(vos_optimized=True)`` does
+    (:func:`tracker.models.compile_sam2`, which ``--compile`` uses; a second call does nothing)."""
+    from tracker.models import compile_sam2
 
-    # SAM2VideoPredictorVOS only adds compile-friendly method bodies and compiles the heads in
-    # __init__; swapping the class of an already-built predictor gives the same model.
-    predictor.__class__ = SAM2VideoPredictorVOS
-    predictor._compile_all_components()
-    predictor.image_encoder.forward = torch.compile(
-        predictor.image_encoder.forward, mode="max-autotune", fullgraph=True, dynamic=False
-    )
+    compile_sam2(predictor)
 
 
 class Arm:

@@ -365,7 +365,11 @@ def _build_arm(spec: dict[str, Any], arm: dict[str, Any], number: int, hub: Any)
     started = time.perf_counter()
     if arm["kind"] == "plain":
         predictor = hub.sam2(
-            arm["model"], image_size=arm["image_size"], device=spec.get("device"), random_weights=True
+            arm["model"],
+            image_size=arm["image_size"],
+            device=spec.get("device"),
+            random_weights=True,
+            compile=bool(spec.get("compile")),
         )
         load_s = time.perf_counter() - started
         made: Arm = PlainArm(

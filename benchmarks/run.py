@@ -282,10 +282,11 @@ def run_all(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
 
 def run_job(spec_path: Path, out_path: Path) -> int:
     """The child side: run one job spec, write its record as JSON."""
+    from benchmarks.gpu_jobs import GPU_JOBS
     from benchmarks.jobs import JOBS
 
     spec = json.loads(Path(spec_path).read_text())
-    result = JOBS[spec["kind"]](spec)
+    result = {**JOBS, **GPU_JOBS}[spec["kind"]](spec)
     Path(out_path).write_text(json.dumps(result, default=str, indent=1))
     return 0
 

@@ -151,3 +151,44 @@ def test_a_find_run_records_every_stage_the_table_reads(clip, tmp_path):
     rows = dict((name, notes) for name, _, notes in find_rows({"find": record}))
     assert "CLIP heat map" in rows["automatic masks (candidate proposal)"]
     assert "—" not in rows["crop scoring (CLIP)"]
+
+
+def run_gpu_benchmark(tmp_path: Path, *extra: str, timeout: float = 400) -> tuple[dict, str]:
+    """``benchmarks/gpu.py --dry``: the GPU benchmark's code on the CPU at toy sizes (2 frames)."""
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--dry", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (out / "gpu-table.md").read_text().strip() == completed.stdout.strip()
+    return json.loads((out / "gpu.json").read_text()), completed.stdout
+
+
+def test_gpu_benchmark_reports_rows_it_had_no_time_for(tmp_path):
+    report, table = run_gpu_benchmark(tmp_path, "--budget-s", "1")
+    assert [run.get("skipped") for run in report["speed"]] == ["skipped: time budget"]
+    assert "| tiny | no | 47.2 | skipped: time budget |" in table
+    assert "Find: skipped: time budget" in table and table.count("skipped: time budget") == 4
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_dry_run_on_the_cpu(tmp_path):
+    report, table = run_gpu_benchmark(tmp_path, "--budget-s", "300")
+    (speed,) = report["speed"]
+    assert "error" not in speed, speed.get("error")
+    arms = {arm["name"]: arm for arm in speed["arms"]}
+    assert sorted(arms) == ["ours propagate", "ours track", "plain"]
+    for arm in arms.values():
+        assert arm["frames_done"] == 2 and arm["fps"] > 0, arm
+    assert speed["warmup_s"] > 0 and speed["compiled"] is None
+    (row,) = [line for line in table.splitlines() if line.startswith("| tiny | no |")]
+    ratio = arms["ours track"]["s_per_frame_mean"] / arms["ours propagate"]["s_per_frame_mean"]
+    assert f"{ratio:.2f}×" in row
+    assert [run["frames_done"] for run in report["memory"]] == [4, 8]
+    assert all(run["complete"] and run["peak_rss_mb"] > 100 for run in report["memory"])
+    assert [run["run"] for run in report["find"]["runs"]] == ["cold", "warm"]
+    assert "first candidates" in table

@@ -102,6 +102,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bf16", dest="bf16", action="store_true", default=None, help="force bf16 autocast on")
     g.add_argument("--no-bf16", dest="bf16", action="store_false", help="force bf16 autocast off")
     g.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile SAM 2 as its vos_optimized mode does (CUDA only: minutes to build, faster after)",
+    )
+    g.add_argument(
         "--random-weights",
         action="store_true",
         default=os.environ.get("TRACKER_RANDOM_WEIGHTS", "") not in ("", "0"),
@@ -337,6 +342,7 @@ def _settings(args: argparse.Namespace):
         max_objects=getattr(args, "max_objects", 1),
         overlap_iou=args.overlap_iou,
         bf16=args.bf16,
+        compile=args.compile,
         checkpoints_dir=args.checkpoints_dir,
         sam2_checkpoint=args.sam2_checkpoint,
         clip_checkpoint=args.clip_checkpoint,

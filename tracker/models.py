@@ -296,6 +296,43 @@ def _disable_hole_filling_without_extension(predictor: Any) -> None:
         predictor.fill_hole_area = 0
 
 
+# What ``build_sam2_video_predictor(vos_optimized=True)`` compiles (and ``compile_image_encoder``),
+# with its ``dynamic`` flag: the memory attention sees a varying number of memories.
+COMPILED_PARTS: tuple[tuple[str, bool], ...] = (
+    ("image_encoder", False),
+    ("memory_encoder", False),
+    ("memory_attention", True),
+    ("sam_prompt_encoder", False),
+    ("sam_mask_decoder", False),
+)
+COMPILE_MODE = "max-autotune"  # SAM 2's own choice for its published compiled figures
+
+
+def compile_sam2(predictor: Any, mode: str | None = COMPILE_MODE) -> Any:
+    """Turn ``predictor`` into SAM 2's VOS-optimised predictor in place, as ``vos_optimized=True`` builds it.
+
+    The class becomes ``SAM2VideoPredictorVOS`` (method bodies written for ``torch.compile``;
+    the same model and weights) and each of :data:`COMPILED_PARTS` gets its ``forward`` wrapped
+    by ``torch.compile(mode=mode, fullgraph=True)``. Compiling happens lazily on the first
+    frames of each shape (minutes with ``max-autotune``). ``mode=None`` swaps the class only,
+    without compiling: what the CPU tests run to check our session against those method bodies.
+    Returns ``predictor``; calling it twice does nothing the second time.
+    """
+    import torch
+    from sam2.sam2_video_predictor import SAM2VideoPredictorVOS
+
+    if getattr(predictor, "tracker_compiled", None) is not None:
+        return predictor
+    predictor.__class__ = SAM2VideoPredictorVOS
+    if mode is not None:
+        for name, dynamic in COMPILED_PARTS:
+            part = getattr(predictor, name)
+            part.forward = torch.compile(part.forward, mode=mode, fullgraph=True, dynamic=dynamic)
+        logger.info("SAM 2 compiled (%s): the first frames of each shape build kernels", mode)
+    predictor.tracker_compiled = mode or "vos-class-only"
+    return predictor
+
+
 def sam2_image_predictor(video_predictor: Any, **kwargs: Any) -> SAM2ImagePredictor:
     """A ``SAM2ImagePredictor`` that shares ``video_predictor``'s weights (no copy).
 
@@ -780,17 +817,26 @@ class ModelHub:
         checkpoint: Path | str | None = None,
         checkpoints_dir: Path | str | None = None,
         offline: bool | None = None,
+        compile: bool = False,
     ) -> SAM2VideoPredictor:
         """The shared SAM 2 video predictor (see :func:`load_sam2`); ``model`` None = the default.
 
         ``checkpoints_dir`` / ``offline`` default to the hub's; they only matter on first load.
+        ``compile`` gives the :func:`compile_sam2` one (a model of its own) on a CUDA device; on
+        any other device it is ignored with a warning (compiling SAM 2 there is slow and untested).
         """
         spec = sam2_spec(model or "tiny")
         size = validate_image_size(image_size)
         target = self._device(device)
-        return self._get(
-            self._key("sam2", spec.name, size, target, random_weights, checkpoint),
-            lambda: load_sam2(
+        if compile and target.type != "cuda":
+            logger.warning("--compile applies to CUDA GPUs only; SAM 2 runs uncompiled on %s", target)
+            compile = False
+        key = self._key("sam2", spec.name, size, target, random_weights, checkpoint)
+        if compile:
+            key += ("compiled",)
+
+        def load() -> SAM2VideoPredictor:
+            predictor = load_sam2(
                 spec.name,
                 image_size=size,
                 device=target,
@@ -798,8 +844,10 @@ class ModelHub:
                 checkpoint=checkpoint,
                 checkpoints_dir=checkpoints_dir or self.checkpoints_dir,
                 offline=self.offline if offline is None else offline,
-            ),
-        )
+            )
+            return compile_sam2(predictor) if compile else predictor
+
+        return self._get(key, load)
 
     def clip(
         self,

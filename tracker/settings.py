@@ -40,6 +40,7 @@ class Settings:
     max_objects: int = 1
     overlap_iou: float = 0.5  # same-frame candidates overlapping more than this are one instance
     bf16: bool | None = None  # autocast; None = where it helps
+    compile: bool = False  # torch.compile SAM 2 as vos_optimized does (CUDA only; slow first frames)
     checkpoints_dir: Path | None = None
     sam2_checkpoint: Path | None = None
     clip_checkpoint: Path | None = None

@@ -155,6 +155,7 @@ class Workspace:
             checkpoint=s.sam2_checkpoint,
             checkpoints_dir=s.checkpoints_dir,
             offline=s.offline,
+            compile=s.compile,
         )
 
     def _clip(self):
