@@ -28,7 +28,6 @@ from tracker.types import FrameResult
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
     "blue": (30, 60, 220),
-    "green": (40, 190, 60),
     "yellow": (230, 220, 40),
 }
 RED, BLUE = COLOURS["red"], COLOURS["blue"]

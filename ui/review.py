@@ -40,10 +40,12 @@ from tracker.errors import InputError
 from tracker.flags import (
     AREA_JUMP,
     CLIP_DROP,
+    DISCOVERED,
     FLAGGED,
     LOW_SCORE,
     OVERLAP,
     PRESENT,
+    REACQUIRED,
     REAPPEARED,
     TOO_FAST,
     VANISHED,
@@ -89,6 +91,8 @@ REASON_WORDS = {
     LOW_SCORE: "unsure",
     CLIP_DROP: "looks different",
     OVERLAP: "overlap",
+    DISCOVERED: "new",
+    REACQUIRED: "found again",
 }
 
 HELP_TOOLS = (

@@ -54,7 +54,7 @@ from .records import FoundRecord
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)
 class Sighting:
     """An unmatched candidate above the threshold, waiting for the next check to be confirmed."""
 
@@ -266,7 +266,7 @@ class Discovery:
             report.result = before
             logger.debug("discovery: a candidate on frame %d did not track back onto a sighting", frame_idx)
             return False
-        previous.remove(landed)
+        previous[:] = [sighting for sighting in previous if sighting is not landed]
         self.known.add(object_id)
         self.last_seen[object_id] = frame_idx
         self.last_centroid[object_id] = mask_centroid(detection.mask) or (0.0, 0.0)

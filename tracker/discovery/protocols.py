@@ -6,7 +6,7 @@ resolution, embeddings unit ``(D,)`` float32 CLIP image features, scores on CLIP
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -63,6 +63,8 @@ class ObjectTracker(Protocol):
 
     def add_object(self, object_id: int, frame_idx: int, mask: np.ndarray) -> FrameResult: ...
 
-    def track_back(self, object_id: int, start_frame: int, last_frame: int) -> Iterator[FrameResult]: ...
+    def track_back(
+        self, object_id: int, start_frame: int, last_frame: int
+    ) -> Generator[FrameResult, None, None]: ...
 
     def remove_object(self, object_id: int) -> None: ...
