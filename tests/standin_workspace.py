@@ -145,6 +145,7 @@ class StandInWorkspace:
         self.store = _Store()
         self.last_overlay: Path | None = None
         self.last_retrack_frames: list[int] = []
+        self.found: list = []  # tracker.discovery.FoundRecord s
         self.cancel_event = threading.Event()
         self._stale: set[int] = set()  # objects edited since the last run
         self._prompts: dict[tuple[int, int], FramePrompt] = {}
@@ -384,8 +385,28 @@ class StandInWorkspace:
             masks.append(np.roll(self._mask_of(nearest), frame_idx - nearest.frame_idx, axis=1))
         return FrameResult(frame_idx, tuple(ids), np.stack(masks), np.ones(len(ids), np.float32))
 
+    def found_records(self) -> list:
+        return [r for r in self.found if r.object_id in self.objects]
+
+    def _discover_at(self, frame_idx: int) -> None:
+        """Stand-in discovery: a new object (a disc in the top-left quarter) confirmed on ``frame_idx``."""
+        from tracker.discovery import FoundRecord
+
+        height, width = self.info.height, self.info.width
+        yy, xx = np.mgrid[0:height, 0:width]
+        disc = (xx - width / 4) ** 2 + (yy - height / 4) ** 2 <= (min(width, height) / 10) ** 2
+        obj = self.add_object(f"{self.prompt_text or 'object'} {max(self.objects, default=0) + 1}")
+        self.set_mask(obj.object_id, frame_idx, disc)
+        self.found.append(FoundRecord(obj.object_id, "discovered", frame_idx, 27.4, first_frame=frame_idx))
+
     def track(
-        self, start_frame=None, end_frame=None, direction="both", cancel=None, overlay_path=None
+        self,
+        start_frame=None,
+        end_frame=None,
+        direction="both",
+        cancel=None,
+        overlay_path=None,
+        discover=None,
     ) -> Iterator[TrackEvent]:
         with self._lock:
             if not self.objects:
@@ -425,6 +446,8 @@ class StandInWorkspace:
                             self.store.get(f), drawn, done - 1, len(order), None, "backward", True
                         )
                 time.sleep(self.track_delay)
+                if discover is not None and leg == "forward" and frame_idx == first + discover.every:
+                    self._discover_at(frame_idx)
                 result = self._tracked(frame_idx)
                 self.store.put(result)
                 overlay = blend(self.frame(frame_idx), result, self.objects)

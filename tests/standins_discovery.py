@@ -157,7 +157,9 @@ class StandInComponentDetector:
         for colour in COLOURS.values():
             for part in connected_components(colour_pixels(frame, colour)):
                 embedding = self.encoder.embed_pixels(frame[part])
-                scores, _ = combine_scores(embedding[None], self.text, None if self.negative is None else self.negative)
+                scores, _ = combine_scores(
+                    embedding[None], self.text, None if self.negative is None else self.negative
+                )
                 detections.append(Detection(part, float(scores[0]), embedding))
         return detections
 
@@ -180,7 +182,21 @@ class StandInBlobTracker:
         self.frames = frames
         self.blobs: dict[int, _Blob] = {}
         self.prompts: dict[int, tuple[int, np.ndarray]] = {}  # object → (frame, mask) of its last prompt
-        self.back_runs: list[tuple[int, int, int]] = []  # (object, start, last) of each track_back
+        self.object_runs: list[tuple[int, int, int]] = []  # (object, start, last) of each track_object
+        self.history: dict[int, dict[int, np.ndarray]] = {}  # object → frame → the mask it had there
+
+    def begin_leg(self, start_frame: int, step: int) -> None:
+        """A new leg from ``start_frame``: each object restarts from its prompt there, else from
+        its mask on the frame before (in the leg's direction), else empty."""
+        for oid, blob in self.blobs.items():
+            prompt_frame, prompt_mask = self.prompts[oid]
+            before = self.history.get(oid, {}).get(start_frame - step)
+            blob.mask = (
+                prompt_mask.copy()
+                if prompt_frame == start_frame
+                else (before.copy() if before is not None else np.zeros_like(prompt_mask))
+            )
+            blob.velocity = (0.0, 0.0)
 
     # the forward run (what the session's propagation does)
     def step(self, frame_idx: int) -> FrameResult:
@@ -189,6 +205,8 @@ class StandInBlobTracker:
         new_masks = self._follow(frame, moving)
         for oid, mask in new_masks.items():
             self._update(self.blobs[oid], mask)
+        for oid, blob in self.blobs.items():
+            self.history.setdefault(oid, {})[frame_idx] = blob.mask
         return self.result(frame_idx)
 
     def result(self, frame_idx: int) -> FrameResult:
@@ -204,23 +222,27 @@ class StandInBlobTracker:
         colour = _nearest_colour(frame[mask])
         self.blobs[object_id] = _Blob(colour, mask.copy())
         self.prompts[object_id] = (frame_idx, mask.copy())
+        self.history.setdefault(object_id, {})[frame_idx] = mask.copy()
         for oid, blob in self.blobs.items():
             if oid != object_id:
                 blob.mask = blob.mask & ~mask
         return self.result(frame_idx)
 
-    def track_back(self, object_id: int, start_frame: int, last_frame: int) -> Iterator[FrameResult]:
-        self.back_runs.append((object_id, start_frame, last_frame))
+    def track_object(self, object_id: int, start_frame: int, last_frame: int) -> Iterator[FrameResult]:
+        self.object_runs.append((object_id, start_frame, last_frame))
         frame_idx, mask = self.prompts[object_id]
         blob = _Blob(self.blobs[object_id].colour, mask.copy())
-        for f in range(start_frame - 1, last_frame - 1, -1):
+        step = -1 if last_frame < start_frame else 1
+        for f in range(start_frame + step, last_frame + step, step):
             new = self._follow(self.frames[f], {object_id: blob})[object_id]
             self._update(blob, new)
+            self.history.setdefault(object_id, {})[f] = blob.mask
             yield FrameResult(f, (object_id,), blob.mask[None].copy(), np.ones(1, np.float32))
 
     def remove_object(self, object_id: int) -> None:
         self.blobs.pop(object_id, None)
         self.prompts.pop(object_id, None)
+        self.history.pop(object_id, None)
 
     # blob following
     def _follow(self, frame: np.ndarray, blobs: dict[int, _Blob]) -> dict[int, np.ndarray]:

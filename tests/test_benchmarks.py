@@ -151,3 +151,27 @@ def test_a_find_run_records_every_stage_the_table_reads(clip, tmp_path):
     rows = dict((name, notes) for name, _, notes in find_rows({"find": record}))
     assert "CLIP heat map" in rows["automatic masks (candidate proposal)"]
     assert "—" not in rows["crop scoring (CLIP)"]
+
+
+def test_discovery_rows_compare_discovery_off_and_on(tmp_path):
+    video = tmp_path / "tiny.mp4"
+    make_video(video, num_frames=10, width=160, height=120)
+    out = tmp_path / "out.json"
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--find-video", str(video), "--sections",
+         "discovery", "--discover-every", "4", "--json", str(out)],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(out.read_text())
+    (run,) = report["discovery"]["runs"]
+    assert "error" not in run, run.get("error")
+    off, on = run["arms"]
+    assert (off["name"], on["name"]) == ("discovery off", "discovery on")
+    assert off["frames_done"] == on["frames_done"] == 10 and "discovery" not in off
+    assert on["discovery"]["frames"] == [0, 4, 8] and on["discovery"]["found"] == 0
+    assert on["discovery"]["reused_features"] >= 2  # frames 4 and 8 were just encoded by the tracker
+    summary = report["summary"]["discovery"]
+    assert summary["checks"] == 3 and summary["s_per_check"] > 0
+    assert report["targets"][-1]["target"] == "discovery overhead, a check every 4 frames"
+    assert "| discovery on, every 4 frames |" in completed.stdout

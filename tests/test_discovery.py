@@ -58,8 +58,12 @@ class Outcome:
         return [(r.object_id, r.kind) for r in self.discovery.records]
 
 
-def run_scene(discs, num_frames, *, prompt="red", negative=None, accepted=(), **config) -> Outcome:
-    """Track the scene forward with the stand-ins, discovery on; ``accepted`` discs start as objects 1, 2, …"""
+def run_scene(
+    discs, num_frames, *, prompt="red", negative=None, accepted=(), accepted_at=0, **config
+) -> Outcome:
+    """Track the scene with the stand-ins, discovery on; ``accepted`` discs start as objects 1, 2, …
+    on frame ``accepted_at``. Like a ``"both"`` run: backward from the frame before it to 0
+    (when there is one), then forward from it to the end."""
     frames, truth = render_scene(discs, num_frames)
     tracker = StandInBlobTracker(frames)
     detector = StandInComponentDetector(prompt, negative)
@@ -72,12 +76,18 @@ def run_scene(discs, num_frames, *, prompt="red", negative=None, accepted=(), **
 
     discovery = Discovery(DiscoveryConfig(**config), detector, tracker, frames.__getitem__, on_backfill=put)
     for object_id, disc in enumerate(accepted, 1):
-        tracker.add_object(object_id, 0, truth[0][disc])
-        discovery.seed(object_id, frames[0], truth[0][disc])
-    for frame_idx in range(num_frames):
-        result = tracker.step(frame_idx)
-        report = discovery.after_frame(result)
-        put(report.result if report is not None else result)
+        tracker.add_object(object_id, accepted_at, truth[accepted_at][disc])
+        discovery.seed(object_id, frames[accepted_at], truth[accepted_at][disc])
+    legs = [(range(accepted_at, num_frames), 1, 0)]
+    if accepted_at > 0:
+        legs.insert(0, (range(accepted_at - 1, -1, -1), -1, accepted_at - 1))
+    for frames_of_leg, step, behind_limit in legs:
+        tracker.begin_leg(frames_of_leg[0], step)
+        discovery.begin_leg(frames_of_leg[0], step, behind_limit)
+        for frame_idx in frames_of_leg:
+            result = tracker.step(frame_idx)
+            report = discovery.after_frame(result)
+            put(report.result if report is not None else result)
     return Outcome(frames, truth, store, discovery, tracker, detector)
 
 
@@ -106,6 +116,23 @@ def test_entering_disc_gets_a_new_id_within_one_check_and_masks_start_at_entry()
     assert record.first_frame == entry
     assert out.present(1)[0] == entry
     assert out.follows(1, 1, range(entry + 3, 100))
+
+
+def test_a_disc_gone_before_the_accepted_frame_is_found_on_the_backward_leg():
+    def early(f):  # there from the start, leaves on the right on frame ~40
+        return (30 + 2 * f, 70) if f < 50 else None
+
+    discs = [Disc(RED, 10, still(100, 20)), Disc(RED, 10, early)]
+    out = run_scene(discs, 100, accepted=[0], accepted_at=60)
+
+    assert out.kinds() == [(2, "discovered")]
+    record = out.discovery.records[0]
+    assert record.frame == 19  # seen on the check at 39, again at 19 (checks count from 59 down)
+    last = max(f for f in range(100) if out.truth[f][1].any())
+    assert record.first_frame == last  # tracked forward, against the leg, to where it left
+    assert out.present(2) == list(range(0, last + 1))
+    assert out.follows(2, 1, range(0, last - 2))
+    assert out.follows(1, 0, range(0, 100))
 
 
 def test_a_new_object_is_only_shown_once_confirmed():
@@ -205,7 +232,7 @@ def test_a_one_frame_flash_never_becomes_an_object(flashes):
     assert out.tracker.blobs == {}
     assert all(not masks for masks in out.store.values())
     if len(flashes) == 2:
-        assert out.tracker.back_runs  # the second flash was tried and did not track back onto the first
+        assert out.tracker.object_runs  # the second flash was tried and did not track back onto the first
 
 
 # ---------------------------------------------------------------------- the cap

@@ -113,7 +113,7 @@ def test_adding_an_object_mid_run_tracks_it_back_and_on_like_plain_sam2(predicto
                 assert session.frame_features(added_at - 1) is None
                 now = session.add_mask_mid_run(2, added_at, red)
                 assert now.object_ids == (1, 2) and now.mask_of(2).any()
-                back = list(session.track_back(2, added_at, 0))
+                back = list(session.track_object(2, added_at, 0))
                 assert [r.frame_idx for r in back] == list(range(added_at - 1, -1, -1))
                 assert all(r.object_ids == (2,) for r in back)
                 for r in back:

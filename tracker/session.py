@@ -685,36 +685,38 @@ class TrackingSession:
             with self._compute():
                 self._predictor.remove_object(self._state, oid, strict=True, need_output=False)
 
-    def track_back(
+    def track_object(
         self, object_id: int, start_frame: int, last_frame: int, cancel: threading.Event | None = None
     ) -> Iterator[FrameResult]:
-        """Track only ``object_id`` backward, ``start_frame - 1`` down to ``last_frame``, one result
-        per frame holding just that object; also while a forward run is paused on ``start_frame``.
+        """Track only ``object_id`` from ``start_frame`` (exclusive) to ``last_frame`` (inclusive),
+        backward or forward as ``last_frame`` lies; also while a run is paused on ``start_frame``.
 
-        Other objects are neither tracked nor changed. The object's outputs kept are the window
-        around the current frame and the ``keep_window`` frames before ``start_frame`` (what the
-        paused forward run reads next). Stops early when ``cancel`` is set or the iterator is closed.
+        One result per frame holding just that object. Other objects are neither tracked nor
+        changed. The object keeps the outputs around the current frame and the ``keep_window``
+        frames on the paused run's side of ``start_frame`` (what that run reads next). Stops
+        early when ``cancel`` is set or the iterator is closed.
         """
         oid = self._known(object_id)
         self._check_frame(start_frame)
         self._check_frame(last_frame)
+        step = -1 if last_frame < start_frame else 1
         saved = (self._frames._step, self._frames._stop)
-        self._frames.hint(-1, int(last_frame))
+        self._frames.hint(step, int(last_frame))
         try:
-            for frame_idx in range(int(start_frame) - 1, int(last_frame) - 1, -1):
+            for frame_idx in range(int(start_frame) + step, int(last_frame) + step, step):
                 if (cancel is not None and cancel.is_set()) or self._closed.is_set():
                     return
                 with self._lock, self._compute():
                     obj_idx = self._state["obj_id_to_idx"][oid]
-                    result = self._track_object_frame(obj_idx, oid, frame_idx)
-                    self._prune_object(obj_idx, [(frame_idx, -1), (int(start_frame), 1)])
+                    result = self._track_object_frame(obj_idx, oid, frame_idx, reverse=step < 0)
+                    self._prune_object(obj_idx, [(frame_idx, step), (int(start_frame), -step)])
                 yield result
         finally:
             self._frames.hint(*saved)
 
     @timing.stage("sam2")
-    def _track_object_frame(self, obj_idx: int, object_id: int, frame_idx: int) -> FrameResult:
-        """One backward frame of one object (the body of :meth:`_track_frame` for that object alone)."""
+    def _track_object_frame(self, obj_idx: int, object_id: int, frame_idx: int, reverse: bool) -> FrameResult:
+        """One frame of one object (the body of :meth:`_track_frame` for that object alone)."""
         state, predictor = self._state, self._predictor
         outputs = state["output_dict_per_obj"][obj_idx]
         out = outputs["cond_frame_outputs"].get(frame_idx)
@@ -729,11 +731,11 @@ class TrackingSession:
                 is_init_cond_frame=False,
                 point_inputs=None,
                 mask_inputs=None,
-                reverse=True,
+                reverse=reverse,
                 run_mem_encoder=True,
             )
             outputs["non_cond_frame_outputs"][frame_idx] = out
-        state["frames_tracked_per_obj"][obj_idx][frame_idx] = {"reverse": True}
+        state["frames_tracked_per_obj"][obj_idx][frame_idx] = {"reverse": reverse}
         _, video_res = predictor._get_orig_video_res_output(state, pred_masks)
         return self._frame_result(frame_idx, [object_id], video_res, out["object_score_logits"].reshape(1, 1))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -564,10 +565,11 @@ class Workspace:
         what was tracked is kept (and, for a full run, the overlay holds the frames written so
         far).
 
-        With ``discover`` (a :class:`tracker.discovery.DiscoveryConfig`), the forward leg looks
-        for more of the prompt every ``discover.every`` frames (:mod:`tracker.discovery`): new
-        objects join :attr:`objects` as they are confirmed (tracked back to where they entered),
-        lost ones get their id back; :attr:`found` records each, :attr:`last_discovery` the checks.
+        With ``discover`` (a :class:`tracker.discovery.DiscoveryConfig`), each leg looks for more
+        of the prompt every ``discover.every`` frames (:mod:`tracker.discovery`): new objects
+        join :attr:`objects` as they are confirmed (tracked behind the leg to where they entered,
+        or left), lost ones get their id back; :attr:`found` records each, :attr:`last_discovery`
+        the checks.
         """
         with self._lock:
             self._check_trackable()
@@ -575,10 +577,7 @@ class Workspace:
             cancel = self._armed(cancel)
             whole = direction == "both" and start_frame is None and end_frame is None
             overlay_path = Path(overlay_path) if overlay_path else self.workdir / "overlay.mp4"
-            forward = [leg for leg in legs if leg.step > 0]
-            discovery = (
-                self._start_discovery(discover, forward[0].first, cancel) if discover and forward else None
-            )
+            discovery = self._start_discovery(discover, legs[0].first, cancel) if discover else None
         yield from self._run_legs(legs, cancel, overlay_path if whole else None, discovery)
 
     def _run_legs(
@@ -600,11 +599,13 @@ class Workspace:
                 if leg.step > 0 and overlay_path is not None:
                     writer = self._overlay_writer(overlay_path)
                     yield from self._replay_frames(range(leg.first), writer, trails, done, total)
+                if discovery is not None:
+                    discovery.begin_leg(leg.first, leg.step, self._behind_limit(leg, legs))
                 run = self.session.propagate(
                     start_frame=leg.first, end_frame=leg.last, direction=leg.direction, cancel=cancel
                 )
                 for result in run:
-                    if discovery is not None and leg.step > 0:
+                    if discovery is not None:
                         result = self._discover_after(discovery, result)
                     self.store.put(result)
                     with self._lock:
@@ -669,7 +670,7 @@ class Workspace:
             if self.discovery_detector is None
             else self.discovery_detector(self)
         )
-        if s.random_weights and self.discovery_detector is None:
+        if s.random_weights and self.discovery_detector is None and math.isfinite(config.threshold):
             # untrained scores are noise: no threshold means anything (as Find keeps every candidate)
             config = dc.replace(config, threshold=float("-inf"))
         discovery = Discovery(
@@ -691,6 +692,14 @@ class Workspace:
         self.last_discovery = discovery
         logger.info("discovery on: a check every %d frames from frame %d", config.every, start_frame)
         return discovery
+
+    def _behind_limit(self, leg: Leg, legs: list[Leg]) -> int:
+        """How far discovery tracks a new object against ``leg``: to frame 0 behind a forward
+        leg; behind a backward leg up to that leg's first frame when a forward leg follows (it
+        tracks the rest), else to the last frame."""
+        if leg.step > 0:
+            return 0
+        return leg.first if any(other.step > 0 for other in legs) else self.info.num_frames - 1
 
     def _prompt_mask(self, prompt: FramePrompt) -> np.ndarray | None:
         result = self._prompt_results.get(prompt.frame_idx) or self.store.get(prompt.frame_idx)

@@ -237,6 +237,21 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                     elem_id="direction",
                     scale=2,
                 )
+                discover = gr.Checkbox(
+                    value=False,
+                    label="Find new ones while tracking",
+                    info=text.DISCOVER_INFO,
+                    elem_id="discover",
+                    scale=1,
+                )
+                discover_every = gr.Number(
+                    value=20,
+                    precision=0,
+                    minimum=1,
+                    label="check every N frames",
+                    elem_id="discover-every",
+                    scale=0,
+                )
             track_status = gr.Markdown(elem_id="track-status", elem_classes=["status", "progress-host"])
             result_video = gr.Video(
                 label="Overlay",
@@ -358,7 +373,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
 
         track_event = track_btn.click(
             gpu(h.track, duration=600),
-            [session, direction],
+            [session, direction, discover, discover_every],
             track_out,
             show_progress_on=[track_status],
             api_name="track_interactive",

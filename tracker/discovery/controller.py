@@ -85,8 +85,8 @@ class CheckReport:
 class Discovery:
     """See the module docstring.
 
-    ``known`` are the objects already tracked; ``start_frame`` the forward run's first frame
-    (checks fall on ``start_frame + k·every``). ``new_id()`` hands out a fresh object id
+    ``known`` are the objects already tracked; ``start_frame`` the run's first frame (checks
+    fall on ``start_frame + k·every``; :meth:`begin_leg` starts another leg, e.g. a backward one). ``new_id()`` hands out a fresh object id
     (default: one more than the largest known). ``on_backfill(result)`` receives each frame
     tracked back (results holding one object). ``frame_of(frame_idx)`` returns a frame image
     (``H×W×3 uint8``), read only on check frames.
@@ -110,7 +110,7 @@ class Discovery:
         self.tracker = tracker
         self.frame_of = frame_of
         self.known: set[int] = {int(i) for i in known}
-        self.start_frame = int(start_frame)
+        self.start_frame, self.step, self.behind_limit = int(start_frame), 1, 0
         self.exemplars = exemplars if exemplars is not None else ExemplarBank()
         self.on_backfill = on_backfill or (lambda result: None)
         self._new_id = new_id
@@ -121,6 +121,21 @@ class Discovery:
         self._sightings: list[Sighting] = []
         self._warned_cap = False
 
+    def begin_leg(self, start_frame: int, step: int, behind_limit: int) -> None:
+        """A new leg from ``start_frame`` in direction ``step`` (+1 / −1): checks count from there;
+        new objects are tracked *behind* (against ``step``) no further than ``behind_limit``
+        (0 for a forward leg; for the backward leg of a ``"both"`` run, the frame before the
+        forward leg's start, which that leg tracks itself). Exemplars, records and objects stay;
+        what was seen when, and the sightings, start afresh."""
+        self.start_frame, self.step, self.behind_limit = (
+            int(start_frame),
+            1 if step > 0 else -1,
+            int(behind_limit),
+        )
+        self.last_seen.clear()
+        self.last_centroid.clear()
+        self._sightings = []
+
     # ------------------------------------------------------------------ public
     def seed(self, object_id: int, frame: np.ndarray, mask: np.ndarray) -> None:
         """Start ``object_id``'s exemplars from its accepted mask on ``frame``."""
@@ -130,7 +145,8 @@ class Discovery:
 
     def is_check(self, frame_idx: int) -> bool:
         """Whether ``frame_idx`` is a regular check frame of this run."""
-        return frame_idx >= self.start_frame and (frame_idx - self.start_frame) % self.config.every == 0
+        ahead = (frame_idx - self.start_frame) * self.step
+        return ahead >= 0 and ahead % self.config.every == 0
 
     @property
     def capped(self) -> bool:
@@ -143,7 +159,9 @@ class Discovery:
         self.known.update(int(i) for i in result.object_ids)
         self._note(result)
         newly_lost = [
-            oid for oid, seen in self.last_seen.items() if frame_idx - seen == self.config.lost_after
+            oid
+            for oid, seen in self.last_seen.items()
+            if (frame_idx - seen) * self.step == self.config.lost_after
         ]
         if not self.is_check(frame_idx) and not newly_lost:
             return None
@@ -210,7 +228,8 @@ class Discovery:
         return sorted(
             oid
             for oid, seen in self.last_seen.items()
-            if cfg.lost_after <= frame_idx - seen <= cfg.keep_alive and self.exemplars.exemplars(oid)
+            if cfg.lost_after <= (frame_idx - seen) * self.step <= cfg.keep_alive
+            and self.exemplars.exemplars(oid)
         )
 
     def _reacquire(self, report: CheckReport, detections: list[Detection], unmatched: list[int]) -> list[int]:
@@ -231,7 +250,7 @@ class Discovery:
         for oid, index, value in pairs:
             detection = detections[index]
             report.result = self.tracker.add_object(oid, frame_idx, detection.mask)
-            first = self._track_back(oid, frame_idx, self.last_seen[oid] + 1)[1]
+            first = self._track_back(oid, frame_idx, self.last_seen[oid] + self.step)[1]
             self.last_seen[oid] = frame_idx
             record = FoundRecord(
                 oid, "reacquired", frame_idx, round(detection.score, 2), first, round(value, 2)
@@ -260,7 +279,7 @@ class Discovery:
         object_id = self._next_id()
         before = report.result
         report.result = self.tracker.add_object(object_id, frame_idx, detection.mask)
-        landed, first = self._track_back(object_id, frame_idx, 0, previous)
+        landed, first = self._track_back(object_id, frame_idx, self.behind_limit, previous)
         if landed is None:
             self.tracker.remove_object(object_id)
             report.result = before
@@ -291,7 +310,8 @@ class Discovery:
     def _track_back(
         self, object_id: int, frame_idx: int, last_frame: int, sightings: list[Sighting] | None = None
     ) -> tuple[Sighting | None, int | None]:
-        """Track ``object_id`` back from ``frame_idx``; hand its frames to ``on_backfill``.
+        """Track ``object_id`` behind ``frame_idx`` (against the leg) down to ``last_frame``; hand
+        its frames to ``on_backfill``.
 
         With ``sightings``, the frames are held back until the track reaches the sightings'
         frame; if it does not land on one of them (mask IoU ``confirm_iou``) nothing is handed
@@ -302,14 +322,15 @@ class Discovery:
         """
         cfg = self.config
         if cfg.max_backfill is not None:
-            last_frame = max(last_frame, frame_idx - int(cfg.max_backfill))
+            reach = frame_idx - self.step * int(cfg.max_backfill)
+            last_frame = max(last_frame, reach) if self.step > 0 else min(last_frame, reach)
         target = sightings[0].frame if sightings else None
         landed: Sighting | None = None
         held: list[FrameResult] = []  # before landing, or empty frames that may end the track
         first, empty_run = frame_idx, 0
-        if last_frame >= frame_idx:
+        if (frame_idx - last_frame) * self.step <= 0:
             return (None, None) if sightings else (None, frame_idx)
-        with closing(self.tracker.track_back(object_id, frame_idx, last_frame)) as back:
+        with closing(self.tracker.track_object(object_id, frame_idx, last_frame)) as back:
             for result in back:
                 mask = _mask(result, object_id)
                 present = bool(mask.any())
@@ -334,7 +355,7 @@ class Discovery:
         if target is not None and landed is None:
             return None, None
         for kept in held:
-            if kept.frame_idx >= first:
+            if (kept.frame_idx - first) * self.step >= 0:
                 self.on_backfill(kept)
         return landed, first
 

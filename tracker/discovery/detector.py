@@ -6,7 +6,7 @@ frame twice) → CLIP crop scores with the negative prompt (:func:`tracker.candi
 the score Find ranks by) → one detection per instance (mask-IoU suppression). It keeps the
 crops' CLIP embeddings, which the exemplars use. :class:`SessionTracker` is the
 :class:`~tracker.discovery.protocols.ObjectTracker` over a
-:class:`tracker.session.TrackingSession` (its ``add_mask_mid_run``, ``track_back``,
+:class:`tracker.session.TrackingSession` (its ``add_mask_mid_run``, ``track_object``,
 ``remove_object_mid_run``). Imports torch through the session and the proposer only.
 """
 
@@ -133,10 +133,10 @@ class SessionTracker:
         self.prompts[(int(object_id), int(frame_idx))] = np.asarray(mask, bool)
         return result
 
-    def track_back(
+    def track_object(
         self, object_id: int, start_frame: int, last_frame: int
     ) -> Generator[FrameResult, None, None]:
-        yield from self.session.track_back(object_id, start_frame, last_frame, cancel=self.cancel)
+        yield from self.session.track_object(object_id, start_frame, last_frame, cancel=self.cancel)
 
     def remove_object(self, object_id: int) -> None:
         self.session.remove_object_mid_run(object_id)

@@ -51,19 +51,21 @@ class Detector(Protocol):
 
 @runtime_checkable
 class ObjectTracker(Protocol):
-    """What discovery asks of the tracker while a forward run is paused after ``frame_idx``.
+    """What discovery asks of the tracker while a run is paused after ``frame_idx``.
 
     * ``add_object(object_id, frame_idx, mask)``: prompt ``object_id`` (new or known) with
       ``mask`` on the frame just tracked; return the frame's result with every object.
-    * ``track_back(object_id, start_frame, last_frame)``: track only ``object_id`` backward
-      from ``start_frame - 1`` down to ``last_frame`` (inclusive), one result per frame holding
-      just that object; the caller may stop early (closing the iterator).
+    * ``track_object(object_id, start_frame, last_frame)``: track only ``object_id`` from
+      ``start_frame`` (exclusive) to ``last_frame`` (inclusive), backward when ``last_frame`` is
+      before it, forward when after (discovery tracks *behind* the run: back in a forward
+      run); one result per frame holding just that object; the caller may stop early
+      (closing the iterator).
     * ``remove_object(object_id)``: forget an object added by ``add_object``.
     """
 
     def add_object(self, object_id: int, frame_idx: int, mask: np.ndarray) -> FrameResult: ...
 
-    def track_back(
+    def track_object(
         self, object_id: int, start_frame: int, last_frame: int
     ) -> Generator[FrameResult, None, None]: ...
 

@@ -16,8 +16,9 @@ class FoundRecord:
     ``kind``: ``"accepted"`` (a person accepted a candidate or clicked it), ``"discovered"``
     (discovery confirmed a new object on ``frame``), ``"reacquired"`` (a lost object got its id
     back on ``frame``). ``score`` is the candidate's score there (CLIP's 100× scale, exemplar
-    terms included; None for a click). ``first_frame`` is where its masks start after tracking
-    back (the frame it entered the video), ``similarity`` the exemplar similarity that decided
+    terms included; None for a click). ``first_frame`` is the far end of tracking it behind
+    the run: where it entered the video (found while tracking forward) or left it (found
+    while tracking backward), ``similarity`` the exemplar similarity that decided
     a re-acquisition. Frames are 0-based.
     """
 
