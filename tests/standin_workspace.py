@@ -21,10 +21,12 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
+from tracker.discovery import Discovery, DiscoveryConfig, FoundRecord
 from tracker.errors import InputError, VideoError
+from tracker.flags import Flag
 from tracker.masks import mask_box
 from tracker.settings import Settings
-from tracker.types import Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
+from tracker.types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 from tracker.workspace import FindEvent, TrackEvent
 
 PRESET_NAMES = ("fast", "balanced", "quality")
@@ -125,7 +127,11 @@ class Mp4Writer:
 
 
 class StandInWorkspace:
-    """Same interface as :class:`tracker.workspace.Workspace`; fake masks, no models."""
+    """Same interface as :class:`tracker.workspace.Workspace`; fake masks, no models.
+
+    ``tests/test_workspace_protocol.py`` holds it to ``ui.protocols.WorkspaceLike``: the same
+    signatures, written the same way, for every member the UI uses.
+    """
 
     find_delay = 0.0  # seconds per ranked frame, to exercise streaming
     track_delay = 0.0  # seconds per tracked frame, to exercise Stop
@@ -145,7 +151,8 @@ class StandInWorkspace:
         self.store = _Store()
         self.last_overlay: Path | None = None
         self.last_retrack_frames: list[int] = []
-        self.found: list = []  # tracker.discovery.FoundRecord s
+        self.found: list[FoundRecord] = []
+        self.last_discovery: Discovery | None = None
         self.cancel_event = threading.Event()
         self._stale: set[int] = set()  # objects edited since the last run
         self._prompts: dict[tuple[int, int], FramePrompt] = {}
@@ -213,7 +220,7 @@ class StandInWorkspace:
         self._history.append((copy.deepcopy(self.objects), copy.deepcopy(self._prompts)))
         self._redo.clear()
 
-    def add_object(self, name: str | None = None, color=None) -> TrackedObject:
+    def add_object(self, name: str | None = None, color: tuple[int, int, int] | None = None) -> TrackedObject:
         with self._lock:
             self._snapshot()
             object_id = max(self.objects, default=0) + 1
@@ -299,7 +306,7 @@ class StandInWorkspace:
             labels.append(1 if positive else 0)
             return self._set_prompt(FramePrompt(object_id, frame_idx, points, labels, box=box))
 
-    def set_box(self, object_id: int, frame_idx: int, box) -> FrameResult:
+    def set_box(self, object_id: int, frame_idx: int, box: Box) -> FrameResult:
         with self._lock:
             self._check(object_id, frame_idx)
             x0, y0, x1, y1 = (float(v) for v in box)
@@ -385,13 +392,11 @@ class StandInWorkspace:
             masks.append(np.roll(self._mask_of(nearest), frame_idx - nearest.frame_idx, axis=1))
         return FrameResult(frame_idx, tuple(ids), np.stack(masks), np.ones(len(ids), np.float32))
 
-    def found_records(self) -> list:
+    def found_records(self) -> list[FoundRecord]:
         return [r for r in self.found if r.object_id in self.objects]
 
     def _discover_at(self, frame_idx: int) -> None:
         """Stand-in discovery: a new object (a disc in the top-left quarter) confirmed on ``frame_idx``."""
-        from tracker.discovery import FoundRecord
-
         height, width = self.info.height, self.info.width
         yy, xx = np.mgrid[0:height, 0:width]
         disc = (xx - width / 4) ** 2 + (yy - height / 4) ** 2 <= (min(width, height) / 10) ** 2
@@ -401,12 +406,12 @@ class StandInWorkspace:
 
     def track(
         self,
-        start_frame=None,
-        end_frame=None,
-        direction="both",
-        cancel=None,
-        overlay_path=None,
-        discover=None,
+        start_frame: int | None = None,
+        end_frame: int | None = None,
+        direction: str = "both",
+        cancel: threading.Event | None = None,
+        overlay_path: Path | None = None,
+        discover: DiscoveryConfig | None = None,
     ) -> Iterator[TrackEvent]:
         with self._lock:
             if not self.objects:
@@ -518,7 +523,7 @@ class StandInWorkspace:
             self._stale.difference_update(targets)
         self.last_overlay = None
 
-    def flags(self, with_clip: bool = True, every_seconds: float = 0.5):
+    def flags(self, with_clip: bool = True, every_seconds: float = 0.5) -> list[Flag]:
         """The real detectors over the stand-in's masks (no CLIP here)."""
         from tracker.flags import flags_from_store
 
@@ -574,7 +579,9 @@ class StandInWorkspace:
         return path
 
     # -- outputs
-    def export(self, out_dir: Path, formats: list[str] | None = None, *, flags=None) -> dict[str, Path]:
+    def export(
+        self, out_dir: Path, formats: list[str] | None = None, *, flags: list[Flag] | None = None
+    ) -> dict[str, Path]:
         """Fake files under the real names, plus the real flags files (as the real export)."""
         from tracker.flags import write_flags_csv, write_flags_json
 

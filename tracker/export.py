@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import logging
@@ -710,7 +711,9 @@ def read_png_masks(source: str | os.PathLike) -> dict[int, dict[int, np.ndarray]
                 n for n in archive.namelist() if n.lower().endswith(".png") and not n.startswith("__MACOSX")
             )
             in_masks = [n for n in pngs if n.startswith("masks/")]
-            blobs = [(name, lambda name=name: archive.read(name)) for name in in_masks or pngs]
+            blobs: list[tuple[str, Callable[[], bytes]]] = [
+                (name, functools.partial(archive.read, name)) for name in in_masks or pngs
+            ]
             return _read_png_blobs(source.name, blobs)
     raise InputError(f"{source.name} is neither a folder of PNG masks nor a zip file.")
 

@@ -439,7 +439,7 @@ def _discovery_config(settings: Settings, max_objects: int | None):
 def _track(ws: Workspace, summary: RunSummary, cancel, report: _Reporter, discover=None) -> None:
     stop = _StageStop(cancel)
     report.begin("track")
-    found: list[FoundRecord] = getattr(ws, "found", [])
+    found: list[FoundRecord] = ws.found
     seen = len(found)
     run = ws.track(cancel=stop) if discover is None else ws.track(cancel=stop, discover=discover)
     try:

@@ -33,6 +33,7 @@ from tracker.types import FramePrompt
 
 from . import text
 from .guard import guarded
+from .protocols import WorkspaceLike
 from .services import Services
 from .state import SessionStore, UISession
 from .streaming import SegmentStream
@@ -85,7 +86,7 @@ def _discovery_options(discover: bool, every: float | None) -> dict[str, Any]:
 
 def _found_sentence(ws: Any) -> str:
     """`` Found while tracking: #3 found at 0:07, score 27.4; …`` (empty when nothing was found)."""
-    records = [r for r in getattr(ws, "found_records", list)() if r.kind != "accepted"]
+    records = [r for r in ws.found_records() if r.kind != "accepted"]
     if not records:
         return ""
     return " Found while tracking: " + "; ".join(r.describe(ws.info.fps) for r in records) + "."
@@ -103,7 +104,7 @@ class Handlers:
         return self.store.get(session, _request_hash(request))
 
     @staticmethod
-    def workspace(session: UISession):
+    def workspace(session: UISession) -> WorkspaceLike:
         if session.workspace is None:
             raise InputError(text.NO_VIDEO)
         return session.workspace
@@ -266,7 +267,7 @@ class Handlers:
         yield FindView(session, self._gallery(session, ws.candidates), self._find_status(ws))
 
     @staticmethod
-    def _find_status(ws) -> str:
+    def _find_status(ws: WorkspaceLike) -> str:
         count = len(ws.candidates)
         if not count:
             return "No candidates: try another prompt, or click on the object in step 3 yourself."
@@ -394,7 +395,7 @@ class Handlers:
         )
 
     @staticmethod
-    def _legend(ws, current: int | None) -> str:
+    def _legend(ws: WorkspaceLike, current: int | None) -> str:
         if not ws.objects:
             return '<div class="legend empty">No objects yet: click a candidate above, or click on the picture.</div>'
         prompted: dict[int, int] = {}
@@ -643,7 +644,7 @@ class Handlers:
             )
             # the progress bar on the status line says it all while running
             options = _discovery_options(discover, discover_every)
-            found = getattr(ws, "found", [])
+            found = ws.found
             seen = len(found)
             for event in ws.track(direction=direction, cancel=session.cancel, **options):
                 if not event.replay:
@@ -721,7 +722,7 @@ class Handlers:
         return TrackView(session, video, gr.update(visible=False), status)
 
     @staticmethod
-    def _partial_overlay(session: UISession, ws) -> Path:
+    def _partial_overlay(session: UISession, ws: WorkspaceLike) -> Path:
         """The overlay of what a stopped run kept: the workspace's own partial file, else a fresh render."""
         written = ws.last_overlay
         if (

@@ -16,7 +16,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .protocols import WorkspaceLike
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ class UISession:
 
     session_id: str
     workdir: Path
-    workspace: Any = None  # tracker.workspace.Workspace (or a stand-in with the same interface)
+    workspace: WorkspaceLike | None = None  # tracker.workspace.Workspace (or the tests' stand-in)
     video_path: Path | None = None  # the session's private copy of the video (a fixed, safe name)
     source: str | None = None  # the upload's path as Gradio gave it (only compared, never opened again)
     object_id: int | None = None  # the object clicks go to

@@ -118,6 +118,7 @@ def format_time(seconds: float) -> str:
     minutes, rest = divmod(max(0.0, seconds), 60)
     return f"{int(minutes)}:{rest:04.1f}"
 
+
 DISCOVER_INFO = (
     "Look for more of the prompt every few frames: things that enter later get their own id, "
     "lost ones get theirs back. About a fifth more tracking time on a CPU at every 20 frames."
