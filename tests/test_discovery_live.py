@@ -173,6 +173,11 @@ def test_workspace_adopts_what_discovery_finds_and_a_project_reproduces_it(clip_
     assert sorted(again.objects) == sorted(ws.objects) == [1, 2]
     assert again.found == ws.found_records()
     assert again.session.object_ids == (1, 2)  # its prompts replayed into SAM 2
+
+    look = ws.exemplars.exemplars(2)[0]  # what discovery learnt object 2 looks like
+    ws.remove_object(2)
+    assert 2 not in ws.exemplars.object_ids
+    assert ws.exemplars.negative_similarity(look) == pytest.approx(100.0, abs=1e-3)  # now "not this"
     ws.close()
     again.close()
 

@@ -35,7 +35,7 @@ from .settings import Settings, resolve_settings
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 
 if TYPE_CHECKING:
-    from .discovery import CheckReport, Detector, Discovery, DiscoveryConfig, FoundRecord
+    from .discovery import CheckReport, Detector, Discovery, DiscoveryConfig, ExemplarBank, FoundRecord
     from .flags import Flag
     from .session import Leg, TrackingSession
 
@@ -106,6 +106,8 @@ class Workspace:
         self.last_discovery: Discovery | None = None  # the last track()'s discovery (checks, timings)
         # builds discovery's detector instead of the CLIP one (tests plug stand-ins in here)
         self.discovery_detector: Callable[[Workspace], Detector] | None = None
+        # each object's look, kept across runs; a removed object's becomes a negative exemplar
+        self.exemplars: ExemplarBank | None = None
         self.cancel_event = threading.Event()
 
     # ------------------------------------------------------------------ opening
@@ -437,6 +439,8 @@ class Workspace:
             return None
         if edit.kind == "remove":
             self.objects.pop(edit.object_id, None)
+            if self.exemplars is not None:
+                self.exemplars.reject_object(edit.object_id)
             for key in [k for k in self._prompts if k[0] == edit.object_id]:
                 del self._prompts[key]
             if self._session is not None and edit.object_id in self._session.object_ids:
@@ -646,7 +650,7 @@ class Workspace:
         import dataclasses as dc
 
         from .candidates import build_proposer
-        from .discovery import Discovery
+        from .discovery import Discovery, ExemplarBank
         from .discovery.detector import ClipDetector, SessionTracker
 
         if not self.prompt_text:
@@ -682,6 +686,7 @@ class Workspace:
             self.frame,
             known=self.objects,
             start_frame=start_frame,
+            exemplars=self.exemplars if self.exemplars is not None else ExemplarBank(),
             on_backfill=self.store.put,
             new_id=lambda: max({*self.objects, *session.object_ids}, default=0) + 1,
         )
@@ -691,7 +696,7 @@ class Workspace:
             mask = prompt.mask if prompt.mask is not None else self._prompt_mask(prompt)
             if mask is not None and mask.any():
                 discovery.seed(prompt.object_id, self.frame(prompt.frame_idx), mask)
-        self.last_discovery = discovery
+        self.last_discovery, self.exemplars = discovery, discovery.exemplars
         logger.info("discovery on: a check every %d frames from frame %d", config.every, start_frame)
         return discovery
 
