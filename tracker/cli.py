@@ -206,7 +206,7 @@ def _add_track_command(sub) -> None:
         action="store_true",
         default=None,
         help="look for the prompt every few frames while tracking: objects that enter later get new ids, "
-        "lost ones get their id back (about a fifth more time on a CPU at the default interval)",
+        "lost ones get their id back (about 5 %% more tracking time on a 2-core CPU at the default interval)",
     )
     d.add_argument("--no-discover", dest="discover", action="store_false", help="track only what Find chose")
     d.add_argument(

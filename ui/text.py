@@ -121,5 +121,5 @@ def format_time(seconds: float) -> str:
 
 DISCOVER_INFO = (
     "Look for more of the prompt every few frames: things that enter later get their own id, "
-    "lost ones get theirs back. About a fifth more tracking time on a CPU at every 20 frames."
+    "lost ones get theirs back. About 5 % more tracking time on a 2-core CPU at every 20 frames."
 )

@@ -8,8 +8,10 @@ from typing import Any
 from ..errors import InputError
 
 #: Frames between two discovery checks by default. One check costs about one Find on one frame
-#: (proposals + CLIP crop scores, ~1.7-1.9 s on a 2-core CPU at the CPU default); tracking costs
-#: ~0.4 s a frame there, so every 20 frames adds about a fifth to the tracking time.
+#: without encoding it again (point proposals from the tracker's backbone features + CLIP crop
+#: scores): 0.46 s on a 2-core CPU at the CPU default, against 0.44 s a tracked frame, so every
+#: 20 frames adds about 5 % to tracking (benchmarks/README.md, "discovery"). Confirming a new
+#: object also tracks it back over up to one interval.
 DEFAULT_EVERY = 20
 
 
