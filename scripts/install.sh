@@ -5,7 +5,8 @@
 # Order matters: torch first, then sam2 built against that torch (SAM2_BUILD_CUDA=0 and
 # --no-build-isolation, or pip would fetch a second, CUDA torch of several GB just to build it),
 # then the rest of requirements.txt (sam2 is then already there). Every pin comes from
-# requirements.txt, which is also what a Hugging Face Space installs (see docs/WEBAPP.md).
+# requirements.txt, which is also what a Hugging Face Space installs (see docs/WEBAPP.md); Ray, for
+# `python -m tracker batch` only, is pinned in requirements-batch.txt (the web app never imports it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=0
@@ -34,6 +35,8 @@ pip install -q "setuptools>=70.1"  # builds wheels by itself (a venv of Python 3
 SAM2_BUILD_CUDA=0 pip install -q --no-build-isolation --no-deps "$(pin sam2)"
 echo "== requirements.txt"
 pip install -q -r requirements.txt
+echo "== requirements-batch.txt (Ray, for python -m tracker batch)"
+pip install -q -r requirements-batch.txt
 if [ "$dev" = 1 ]; then
   echo "== test tools"
   pip install -q -r requirements-dev.txt

@@ -15,7 +15,9 @@ pieces load when first used::
         ws.export("out/")
 
 The same run without a person in the loop, in one call (what ``python -m tracker track`` does):
-``tracker.pipeline.track_video("clip.mp4", "out/", Settings(), "red shoes")``.
+``tracker.pipeline.track_video("clip.mp4", "out/", Settings(), "red shoes")``. Many videos on
+Ray workers (what ``python -m tracker batch`` does):
+``tracker.batch.run(tracker.batch.discover(["clips/"], "red shoes"), "out/", Settings())``.
 """
 
 from __future__ import annotations

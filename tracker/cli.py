@@ -25,6 +25,8 @@ examples:
   python -m tracker download                      # the default SAM 2.1 tiny + CLIP ViT-B-32
   python -m tracker eval out/masks ground_truth/  # DAVIS J&F
   python -m tracker track video.mp4 --prompt "a bed" --random-weights --out out/  # no weights needed
+  python -m tracker batch clips/ --prompt "a dog" --out out/      # every video in clips/, on Ray
+  python -m tracker batch --jobs jobs.csv --address 10.0.0.1:6379 --out /shared/out/  # a cluster
 """
 
 
@@ -113,15 +115,18 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--sam2-checkpoint", type=Path, help="explicit SAM 2 checkpoint file")
     g.add_argument("--clip-checkpoint", type=Path, help="explicit open_clip checkpoint file")
-    g.add_argument("--sam1-checkpoint", type=Path, help="explicit segment-anything checkpoint file (sam1-auto)")
+    g.add_argument(
+        "--sam1-checkpoint", type=Path, help="explicit segment-anything checkpoint file (sam1-auto)"
+    )
     g.add_argument("--offline", action="store_true", help="never download; only use local files")
 
 
-def _add_video_options(p: argparse.ArgumentParser) -> None:
+def _add_video_options(p: argparse.ArgumentParser, positional: bool = True) -> None:
     g = p.add_argument_group("video")
-    g.add_argument(
-        "video", type=Path, help="the video file (anything ffmpeg reads: mp4, mov, webm, mkv, avi)"
-    )
+    if positional:
+        g.add_argument(
+            "video", type=Path, help="the video file (anything ffmpeg reads: mp4, mov, webm, mkv, avi)"
+        )
     g.add_argument("--start", dest="start_time", type=float, help="start time in seconds")
     g.add_argument("--end", dest="end_time", type=float, help="end time in seconds")
     g.add_argument(
@@ -173,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_track_command(sub)
+    _add_batch_command(sub)
     _add_candidates_command(sub)
     _add_download_command(sub)
     _add_eval_command(sub)
@@ -188,10 +194,16 @@ def _add_track_command(sub) -> None:
     _add_video_options(track)
     _add_find_options(track, prompt_required=False)  # not needed with --project
     _add_model_options(track)
-    g = track.add_argument_group("output")
+    g = _add_output_options(track, "output folder (created; files in it are replaced)")
     g.add_argument(
-        "--out", "-o", type=Path, required=True, help="output folder (created; files in it are replaced)"
+        "--project", type=Path, help="continue from a project file (manifest.json) instead of searching"
     )
+    track.set_defaults(func=cmd_track)
+
+
+def _add_output_options(p: argparse.ArgumentParser, out_help: str):
+    g = p.add_argument_group("output")
+    g.add_argument("--out", "-o", type=Path, required=True, help=out_help)
     g.add_argument(
         "--max-objects",
         type=int,
@@ -199,7 +211,7 @@ def _add_track_command(sub) -> None:
         help="track up to N non-overlapping candidates as separate objects (default 1); "
         "with --discover, the most objects in all",
     )
-    d = track.add_argument_group("finding new objects while tracking")
+    d = p.add_argument_group("finding new objects while tracking")
     d.add_argument(
         "--discover",
         dest="discover",
@@ -223,10 +235,51 @@ def _add_track_command(sub) -> None:
         help="candidates overlapping more than this are the same instance",
     )
     g.add_argument("--formats", help="comma-separated subset of outputs (default: all)")
-    g.add_argument(
-        "--project", type=Path, help="continue from a project file (manifest.json) instead of searching"
+    return g
+
+
+def _add_batch_command(sub) -> None:
+    batch = sub.add_parser(
+        "batch",
+        help="track many videos on Ray workers (this machine, or a cluster with --address)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Every video gets OUT/<job id>/ with what `track` writes, plus result.json when done. "
+        "OUT/batch.jsonl gets a row per video as it ends, OUT/batch_summary.json one per run. "
+        "Rerunning skips the videos already done. Exit code: 0 all done, 1 any failed, 130 stopped.",
     )
-    track.set_defaults(func=cmd_track)
+    batch.add_argument(
+        "inputs",
+        nargs="*",
+        type=Path,
+        metavar="INPUT",
+        help="video files and folders (walked for mp4, mov, webm, mkv, avi, …); job id = path inside the folder",
+    )
+    batch.add_argument(
+        "--jobs",
+        type=Path,
+        help="a .csv or .jsonl file with the columns video, prompt, negative, max_objects, start, end (and id)",
+    )
+    _add_video_options(batch, positional=False)
+    _add_find_options(batch, prompt_required=False)  # may come from --jobs
+    _add_model_options(batch)
+    _add_output_options(
+        batch, "output folder: OUT/<job id>/ per video (shared by every machine on a cluster)"
+    )
+    g = batch.add_argument_group("Ray")
+    g.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS") or None,
+        help="a running Ray cluster, e.g. 10.0.0.1:6379 (default: $RAY_ADDRESS, else a local Ray)",
+    )
+    g.add_argument("--workers", type=int, help="at most this many workers (default: as many as fit)")
+    g.add_argument(
+        "--cpus-per-video",
+        type=int,
+        help="CPUs per worker without GPUs (default: 4, at most all); with GPUs a worker per GPU",
+    )
+    g.add_argument("--retries", type=int, default=1, help="run a video again this often if its worker dies")
+    g.add_argument("--redo", action="store_true", help="also run videos that are already done")
+    batch.set_defaults(func=cmd_batch)
 
 
 def _add_candidates_command(sub) -> None:
@@ -395,6 +448,53 @@ def cmd_track(args: argparse.Namespace) -> int:
     _print_flags(summary.flags)
     echo("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.timings.items()), file=sys.stderr)
     return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from . import batch
+
+    if not args.inputs and args.jobs is None:
+        raise InputError("Nothing to do: pass video files or folders, or --jobs FILE.")
+    common = {"negative": args.negative, "max_objects": args.max_objects}
+    jobs = batch.discover(args.inputs, args.prompt, exclude=args.out, **common)
+    if args.jobs is not None:
+        jobs = batch.check_unique(jobs + batch.read_jobs(args.jobs, args.prompt, **common))
+    summary = batch.run(
+        jobs,
+        args.out,
+        _settings(args),
+        args.address,
+        workers=args.workers,
+        cpus_per_video=args.cpus_per_video,
+        retries=args.retries,
+        redo=args.redo,
+        formats=[f.strip() for f in args.formats.split(",")] if args.formats else None,
+        limit=_length_limit(args),
+        progress=None if args.quiet else batch.progress_printer(),
+        on_row=_print_row,
+    )
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
+    rate = f", {summary.videos_per_minute:.1f} videos/min" if summary.videos_per_minute else ""
+    echo(
+        f"{len(summary.rows)} videos: {counts} in {summary.seconds:.0f} s on {summary.workers} worker(s){rate}; "
+        f"{args.out / batch.SUMMARY}",
+        file=sys.stderr,
+    )
+    return summary.exit_code
+
+
+def _print_row(row: dict) -> None:
+    """One line per video as it ends: status, id, then what was made or what went wrong."""
+    if row["status"] in ("done", "skipped"):
+        what = f"{row.get('frames', '?')} frames, {row.get('objects', '?')} object(s), {row.get('flags', '?')} flag(s)"
+        took = f", {row['seconds']:.1f} s" if "seconds" in row else ""
+        line = f"{row['status']:<11} {row['id']}  {what}{took}"
+    else:
+        line = f"{row['status']:<11} {row['id']}  {row['message']}"
+    if sys.stderr.isatty():  # the progress line is there: clear it first
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+    echo(line)
 
 
 class _TrackPrinter:
