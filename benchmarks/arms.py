@@ -185,7 +185,15 @@ class PlainArm(Arm):
 class OursArm(Arm):
     """Ours: a box on frame 0 of ``ws``, then ``ws.track`` (mode "track") or ``ws.session.propagate``."""
 
-    def __init__(self, name: str, ws: Any, mode: str, overlay: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        ws: Any,
+        mode: str,
+        overlay: Path,
+        discover_every: int | None = None,
+        prompt: str | None = None,
+    ) -> None:
         super().__init__(name)
         self.ws = ws
         self.autocast = autocast_name(ws.device, ws.settings.bf16)
@@ -199,7 +207,11 @@ class OursArm(Arm):
         self.phases["prompt_s"] = time.perf_counter() - started  # builds the session: init_state, frame 0
         self.drain_s = 0.0
         if mode == "track":
-            self._iterator = ws.track(direction="both", overlay_path=overlay)
+            if discover_every:
+                ws.prompt_text = prompt or "object"
+            self._iterator = ws.track(
+                direction="both", overlay_path=overlay, discover=_looking(discover_every)
+            )
         else:
             self._iterator = ws.session.propagate(direction="forward")
 
@@ -210,7 +222,28 @@ class OursArm(Arm):
         self.drain_s += time.perf_counter() - started
 
     def record(self) -> dict[str, Any]:
-        return {**super().record(), "prefetch_wait_s": self.drain_s}
+        out = {**super().record(), "prefetch_wait_s": self.drain_s}
+        discovery = self.ws.last_discovery
+        if discovery is not None:
+            reports = discovery.reports
+            out["discovery"] = {
+                "checks": len(reports),
+                "frames": [r.frame for r in reports],
+                "seconds": [round(r.seconds, 4) for r in reports],
+                "detect_seconds": [round(r.detect_seconds, 4) for r in reports],
+                "reused_features": getattr(discovery.detector, "reused", None),
+                "found": len(discovery.records),
+            }
+        return out
+
+
+def _looking(every: int | None) -> Any:
+    """Discovery that checks every ``every`` frames but never adds an object (None: off)."""
+    if not every:
+        return None
+    from tracker.discovery import DiscoveryConfig
+
+    return DiscoveryConfig(every=int(every), threshold=float("inf"), reacquire_similarity=float("inf"))
 
 
 def warm_up(video: Path, hub: Any, settings: Any, workdir: Path, frames: int) -> float:

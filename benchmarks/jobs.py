@@ -386,7 +386,9 @@ def _build_arm(spec: dict[str, Any], arm: dict[str, Any], number: int, hub: Any)
         )
     workspace_predictor(hub, ws)
     loaded = time.perf_counter()
-    made = OursArm(arm["name"], ws, arm["mode"], folder / "overlay.mp4")
+    made = OursArm(
+        arm["name"], ws, arm["mode"], folder / "overlay.mp4", arm.get("discover_every"), arm.get("prompt")
+    )
     made.phases.update(open_s=opened - started, model_load_s=loaded - opened)
     return made
 

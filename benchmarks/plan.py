@@ -180,6 +180,39 @@ def plan_gpu(ctx: Context) -> dict[str, Any]:
     return gpu
 
 
+def plan_discovery(ctx: Context) -> dict[str, Any]:
+    """Tracking with discovery off and on (a check every ``--discover-every`` frames), interleaved
+    frame by frame in one process, on the Find clip at the device's default preset.
+
+    The "on" arm looks but never adds (threshold and re-acquisition set out of reach): with random
+    weights every check would otherwise confirm noise, and what is measured is the price of
+    looking (proposals from the tracker's own features + CLIP crop scores) on every check.
+    """
+    from tracker.devices import default_preset
+    from tracker.video import probe
+
+    args = ctx.args
+    preset = default_preset(ctx.device)
+    end_time = args.discovery_seconds
+    video = Path(args.find_video)
+    frames = probe(video, max_size=preset.max_size, end=end_time).num_frames
+    section: dict[str, Any] = {
+        "frames": frames,
+        "every": args.discover_every,
+        "preset": preset.name,
+        "runs": [],
+    }
+    base = {"kind": "ours", "mode": "track", "preset": preset.name}
+    arms = [
+        {"name": "discovery off", **base},
+        {"name": "discovery on", **base, "discover_every": args.discover_every, "prompt": args.find_prompt},
+    ]
+    label = f"discovery: off vs on every {args.discover_every} frames ({frames} frames of {video.name}, interleaved)"
+    spec = {"video": str(video), "end_time": end_time, "num_frames": frames}
+    section["runs"].append(ctx.run("paired", label, arms=arms, **spec, **ctx.common))
+    return section
+
+
 @dataclass(frozen=True)
 class Section:
     """One part of the benchmark: ``plan`` runs it; ``clip`` names the option giving its input clip."""
@@ -196,5 +229,6 @@ SECTIONS: tuple[Section, ...] = (
     Section("defaults", plan_defaults),
     Section("find", plan_find, clip="find_video"),
     Section("gpu", plan_gpu),
+    Section("discovery", plan_discovery, clip="find_video"),
 )
 SECTION_NAMES = tuple(section.name for section in SECTIONS)

@@ -372,12 +372,35 @@ def gpu_table(gpu: dict[str, Any], report: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def discovery_table(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    d = report["summary"].get("discovery")
+    if not d:
+        return []
+    return [
+        f"**Discovery** (finding new objects while tracking, {section['preset']} preset, {d['frames']} frames "
+        f'of the Find clip; discovery off and on in one process, one frame each in turn; the "on" arm '
+        f"checks every {d['every']} frames and never adds an object, so this is the price of looking; "
+        f"{d['reused_features']} of {d['checks']} checks reused the tracker's backbone features; "
+        f"cores busy on average {d['cpu_share']} of {report['machine'].get('cores')})",
+        "",
+        "| | tracking, whole run | s/frame | checks | s/check (of which proposals + CLIP) | overhead |",
+        "|---|---|---|---|---|---|",
+        f"| discovery off | {d['off_s']:.1f} s | {d['off_s_per_frame']:.3f} | – | – | – |",
+        f"| discovery on, every {d['every']} frames | {d['on_s']:.1f} s | {d['on_s'] / max(d['frames'] - 1, 1):.3f} "
+        f"| {d['checks']} | {d['s_per_check']:.2f} ({d['detect_s_per_check']:.2f}) | {d['overhead']:+.1%} |",
+        "",
+        f"At this speed a check every {d['every_for_25']} frames or more stays within 25 % of tracking time.",
+        "",
+    ]
+
+
 # Section tables, in table order (Find has rows in the Stages table only).
 TABLES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
     "memory": memory_table,
     "equal": equal_table,
     "defaults": defaults_table,
     "gpu": gpu_table,
+    "discovery": discovery_table,
 }
 
 

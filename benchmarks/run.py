@@ -151,6 +151,13 @@ def _parser() -> argparse.ArgumentParser:
         help="frames tracked once before the equal runs, to build kernels (20)",
     )
     add("--gpu-frames", type=int, default=200, help="frames of each GPU fps run")
+    add("--discover-every", type=int, default=20, help="frames between discovery checks (discovery rows)")
+    add(
+        "--discovery-seconds",
+        type=float,
+        default=None,
+        help="seconds of the Find clip the discovery rows track (default: all of it; --quick: 2)",
+    )
     add("--repeats", type=int, default=None, help="interleaved repeats of the equal runs (2)")
     add("--max-size", type=int, default=None, help="working size (default: the preset's)")
     add("--preset", default=None, help="preset of the memory/equal runs (default: the device's)")
@@ -197,6 +204,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.equal_image_size = args.equal_image_size or (256 if quick else 512)
     args.equal_frames = args.equal_frames or (12 if quick else 40)
     args.defaults_frames = args.defaults_frames or (6 if quick else 30)
+    if quick and args.discovery_seconds is None:
+        args.discovery_seconds = 2.0
     if quick and args.max_size is None:
         args.max_size = 480  # cheaper decode, drawing and encoding in the memory and equal runs
     args.repeats = args.repeats or (1 if quick else 2)

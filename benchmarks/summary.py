@@ -20,6 +20,9 @@ MEMORY_GROWTH_LIMIT_MB = 50.0  # per 100 extra frames, at any processing size
 PROPAGATION_TOLERANCE = 0.05  # ours s/frame ≤ (1 + this) × plain, equal settings
 E2E_OVER_PROPAGATION = 1.2  # decode + propagate + draw + encode ≤ this × propagation alone
 DEFAULTS_SPEEDUP = 5.0  # CPU default preset vs plain SAM 2 at its defaults, end to end
+DISCOVERY_OVERHEAD = (
+    0.25  # discovery at its default interval adds at most this share of tracking time (issue #11)
+)
 FIRST_CANDIDATES_S = 15.0
 ALL_CANDIDATES_S = 45.0
 # SAM 2's published A100 figures (frames per second at 1024, bfloat16): (uncompiled, compiled).
@@ -257,12 +260,47 @@ def summarise_gpu(gpu: dict[str, Any], report: dict[str, Any]) -> tuple[list[dic
     return rows, targets
 
 
+def summarise_discovery(
+    section: dict[str, Any], report: dict[str, Any]
+) -> tuple[dict[str, Any] | None, Targets]:
+    """Discovery off vs on: overhead on the whole run, seconds per check, the interval that fits 25 %."""
+    name = f"discovery overhead, a check every {section.get('every')} frames"
+    goal = f"≤ {DISCOVERY_OVERHEAD:.0%} of tracking time"
+    run = first_ok(section)
+    arms = {arm["name"]: arm for arm in (run or {}).get("arms", [])}
+    off, on = arms.get("discovery off"), arms.get("discovery on")
+    if off is None or on is None or not on.get("discovery", {}).get("checks"):
+        return None, [target(name, None, "not run", goal)]
+    looked = on["discovery"]
+    off_frames = max(off["frames_done"] - 1, 1)
+    per_frame = off["propagated_s"] / off_frames
+    per_check = statistics.mean(looked["seconds"])
+    overhead = on["propagated_s"] / off["propagated_s"] - 1.0
+    out = {
+        "frames": off["frames_done"],
+        "every": section["every"],
+        "checks": looked["checks"],
+        "reused_features": looked.get("reused_features"),
+        "off_s": off["propagated_s"],
+        "on_s": on["propagated_s"],
+        "off_s_per_frame": per_frame,
+        "s_per_check": per_check,
+        "detect_s_per_check": statistics.mean(looked["detect_seconds"]),
+        "overhead": overhead,
+        # the smallest interval whose checks cost at most 25 % of tracking at this speed
+        "every_for_25": max(1, int(-(-per_check // (DISCOVERY_OVERHEAD * per_frame)))),
+        "cpu_share": round(run["cpu_share"], 2) if run else None,
+    }
+    return out, [target(name, overhead <= DISCOVERY_OVERHEAD, f"{overhead:+.0%}", goal)]
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any], dict[str, Any]], tuple[Any, Targets]]] = {
     "memory": summarise_memory,
     "equal": summarise_equal,
     "defaults": summarise_defaults,
     "find": summarise_find,
     "gpu": summarise_gpu,
+    "discovery": summarise_discovery,
 }
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
+from tracker.discovery import Discovery, DiscoveryConfig, FoundRecord
 from tracker.errors import InputError, VideoError
 from tracker.flags import Flag
 from tracker.masks import mask_box
@@ -150,6 +151,8 @@ class StandInWorkspace:
         self.store = _Store()
         self.last_overlay: Path | None = None
         self.last_retrack_frames: list[int] = []
+        self.found: list[FoundRecord] = []
+        self.last_discovery: Discovery | None = None
         self.cancel_event = threading.Event()
         self._stale: set[int] = set()  # objects edited since the last run
         self._prompts: dict[tuple[int, int], FramePrompt] = {}
@@ -389,6 +392,18 @@ class StandInWorkspace:
             masks.append(np.roll(self._mask_of(nearest), frame_idx - nearest.frame_idx, axis=1))
         return FrameResult(frame_idx, tuple(ids), np.stack(masks), np.ones(len(ids), np.float32))
 
+    def found_records(self) -> list[FoundRecord]:
+        return [r for r in self.found if r.object_id in self.objects]
+
+    def _discover_at(self, frame_idx: int) -> None:
+        """Stand-in discovery: a new object (a disc in the top-left quarter) confirmed on ``frame_idx``."""
+        height, width = self.info.height, self.info.width
+        yy, xx = np.mgrid[0:height, 0:width]
+        disc = (xx - width / 4) ** 2 + (yy - height / 4) ** 2 <= (min(width, height) / 10) ** 2
+        obj = self.add_object(f"{self.prompt_text or 'object'} {max(self.objects, default=0) + 1}")
+        self.set_mask(obj.object_id, frame_idx, disc)
+        self.found.append(FoundRecord(obj.object_id, "discovered", frame_idx, 27.4, first_frame=frame_idx))
+
     def track(
         self,
         start_frame: int | None = None,
@@ -396,6 +411,7 @@ class StandInWorkspace:
         direction: str = "both",
         cancel: threading.Event | None = None,
         overlay_path: Path | None = None,
+        discover: DiscoveryConfig | None = None,
     ) -> Iterator[TrackEvent]:
         with self._lock:
             if not self.objects:
@@ -435,6 +451,8 @@ class StandInWorkspace:
                             self.store.get(f), drawn, done - 1, len(order), None, "backward", True
                         )
                 time.sleep(self.track_delay)
+                if discover is not None and leg == "forward" and frame_idx == first + discover.every:
+                    self._discover_at(frame_idx)
                 result = self._tracked(frame_idx)
                 self.store.put(result)
                 overlay = blend(self.frame(frame_idx), result, self.objects)

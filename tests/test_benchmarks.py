@@ -192,3 +192,27 @@ def test_gpu_benchmark_dry_run_on_the_cpu(tmp_path):
     assert all(run["complete"] and run["peak_rss_mb"] > 100 for run in report["memory"])
     assert [run["run"] for run in report["find"]["runs"]] == ["cold", "warm"]
     assert "first candidates" in table
+
+
+def test_discovery_rows_compare_discovery_off_and_on(tmp_path):
+    video = tmp_path / "tiny.mp4"
+    make_video(video, num_frames=10, width=160, height=120)
+    out = tmp_path / "out.json"
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--find-video", str(video), "--sections",
+         "discovery", "--discover-every", "4", "--json", str(out)],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(out.read_text())
+    (run,) = report["discovery"]["runs"]
+    assert "error" not in run, run.get("error")
+    off, on = run["arms"]
+    assert (off["name"], on["name"]) == ("discovery off", "discovery on")
+    assert off["frames_done"] == on["frames_done"] == 10 and "discovery" not in off
+    assert on["discovery"]["frames"] == [0, 4, 8] and on["discovery"]["found"] == 0
+    assert on["discovery"]["reused_features"] >= 2  # frames 4 and 8 were just encoded by the tracker
+    summary = report["summary"]["discovery"]
+    assert summary["checks"] == 3 and summary["s_per_check"] > 0
+    assert report["targets"][-1]["target"] == "discovery overhead, a check every 4 frames"
+    assert "| discovery on, every 4 frames |" in completed.stdout

@@ -304,6 +304,22 @@ def test_track_streams_and_ends_with_the_overlay(tmp_path, small_video, streamin
     store.close_all()
 
 
+def test_finding_new_ones_while_tracking_lists_them_when_done(tmp_path, small_video):
+    store = SessionStore(tmp_path / "s")
+    app = Handlers(standin_services(tmp_path / "s"), store)
+    session = found(app, small_video)
+    app.pick_candidate(session, select(0))
+    first = min(session.workspace.prompted_frames())
+    final = list(app.track(session, "forward", True, 4))[-1]
+    new_id = max(session.workspace.objects)
+    assert f"Found while tracking: #{new_id} found at 0:00, score 27.4." in final.status
+    assert [r.frame for r in session.workspace.found] == [first + 4]
+    off = list(app.track(session, "forward", False, 4))[-1]
+    assert "Found while tracking" in off.status  # what was found stays found
+    assert len(session.workspace.found) == 1  # but the switch off looks for nothing more
+    store.close_all()
+
+
 @pytest.mark.parametrize("streaming", [False, True])
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 def test_one_way_runs_still_end_with_a_video(tmp_path, small_video, streaming, direction):

@@ -98,6 +98,12 @@ class EditLog:
         self._redo.clear()
         return result
 
+    def note(self, edit: Edit) -> None:
+        """Append ``edit`` without applying it: the live state already has it (e.g. an object that
+        discovery added while tracking). A replay applies it like any other (clears redo)."""
+        self._history.append(edit)
+        self._redo.clear()
+
     def undo(self) -> bool:
         """Take back the last edit (and rebuild); False when there is nothing to undo."""
         if not self._history:

@@ -176,6 +176,31 @@ class Flag:
         )
 
 
+#: Reasons of the flags :func:`found_flags` raises (not detectors: they come from discovery's records).
+DISCOVERED = "discovered"
+REACQUIRED = "reacquired"
+FOUND_REASONS: tuple[str, ...] = (DISCOVERED, REACQUIRED)
+
+
+def found_flags(records: Iterable[Any], fps: float | None = None) -> list[Flag]:
+    """One flag per discovery and per re-acquisition (:class:`tracker.discovery.FoundRecord` s),
+    on the frame where it happened, so a person checks each with next / previous flagged.
+    ``value`` is the candidate's score there; accepted objects raise none."""
+    flags = []
+    for record in records:
+        if record.kind not in FOUND_REASONS:
+            continue
+        score = float(record.score) if record.score is not None else 0.0
+        if record.kind == DISCOVERED:
+            start = "" if record.first_frame is None else f", tracked back to frame {record.first_frame}"
+            message = f"New object found here while tracking (score {score:.1f}{start}); check it is one."
+        else:
+            message = f"Lost object found again here (score {score:.1f}); check it is the same one."
+        flags.append(Flag(int(record.frame), int(record.object_id), record.kind, score, message))
+    flags.sort(key=_sort_key)
+    return flags
+
+
 def _sort_key(flag: Flag) -> tuple[int, int, int]:
     return flag.frame, flag.object_id, REASONS.index(flag.reason) if flag.reason in REASONS else len(REASONS)
 

@@ -47,6 +47,7 @@ from .errors import Cancelled, InputError
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .discovery import FoundRecord
     from .flags import Flag
     from .models import ModelHub
     from .types import Candidate, VideoInfo
@@ -120,13 +121,14 @@ class ChosenObject:
     """An object the run tracked and how it was chosen.
 
     ``chosen`` is ``"candidate"`` (started from the candidate of rank ``rank``, whose CLIP
-    ``score`` it keeps) or ``"project"`` (its prompts came from the project file).
-    ``first_frame`` is its earliest prompted frame (0-based).
+    ``score`` it keeps), ``"project"`` (its prompts came from the project file) or
+    ``"discovered"`` (found while tracking, with its ``score``; ``first_frame`` is where it
+    entered the video). ``first_frame`` is its earliest prompted frame (0-based).
     """
 
     object_id: int
     name: str
-    chosen: Literal["candidate", "project"]
+    chosen: Literal["candidate", "project", "discovered"]
     first_frame: int | None
     rank: int | None = None
     score: float | None = None
@@ -141,7 +143,10 @@ class RunSummary:
     :meth:`Workspace.export` returns it (the zip last); ``flags`` every doubtful frame (also in
     ``flags.json`` when that format was written); ``timings`` seconds per stage plus
     ``"total"``; ``frames_tracked`` frames propagated in this run (fewer than
-    ``video.frames`` when ``cancelled``).
+    ``video.frames`` when ``cancelled``). With discovery on (``settings.discover``), ``found``
+    lists how each object was found (:class:`tracker.discovery.FoundRecord`: accepted,
+    discovered, re-acquired) and ``discovery`` the checks: ``checks``, ``every``,
+    ``seconds_per_check``, ``seconds``, ``reused_features``, ``max_objects``, ``capped``.
     """
 
     video: Path
@@ -159,6 +164,8 @@ class RunSummary:
     files: dict[str, Path] = field(default_factory=dict)
     flags: list[Flag] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    found: list[FoundRecord] = field(default_factory=list)
+    discovery: dict[str, Any] | None = None
 
     @property
     def random_weights(self) -> bool:
@@ -188,6 +195,8 @@ class RunSummary:
             "num_flags": self.num_flags,
             "flags": [flag.to_dict() for flag in self.flags],
             "timings": {stage: round(seconds, 3) for stage, seconds in self.timings.items()},
+            "found": [record.to_dict() for record in self.found],
+            "discovery": self.discovery,
         }
 
 
@@ -256,7 +265,9 @@ def track_video(
       when ``project`` (a project / manifest file) is given: its objects and prompts are
       replayed and tracked instead.
     * ``max_objects``: follow up to this many distinct candidates of the best frame (default
-      ``settings.max_objects``).
+      ``settings.max_objects``). With ``settings.discover`` (find new objects while tracking,
+      a check every ``settings.discover_every`` frames) it also caps the total number of
+      objects; without it (None) discovery adds as many as it confirms.
     * ``formats``: names of :data:`tracker.export.FORMATS` to write (default: all, flags
       included); the zip holds what was written.
     * ``hub``: the :class:`~tracker.models.ModelHub` to take models from (default: a new one;
@@ -293,7 +304,7 @@ def track_video(
             _find(ws, summary, max_objects, cancel, report)
         if cancel is not None and cancel.is_set():
             raise Cancelled("Stopped before tracking started; nothing was written.")
-        _track(ws, summary, cancel, report)
+        _track(ws, summary, cancel, report, _discovery_config(ws.settings, max_objects))
         _export(ws, out, formats, summary, report)
     summary.timings["total"] = time.perf_counter() - started
     return summary
@@ -417,11 +428,30 @@ def _objects_from_project(ws: Workspace) -> list[ChosenObject]:
     ]
 
 
-def _track(ws: Workspace, summary: RunSummary, cancel, report: _Reporter) -> None:
+def _discovery_config(settings: Settings, max_objects: int | None):
+    if not settings.discover:
+        return None
+    from .discovery import DiscoveryConfig
+
+    return DiscoveryConfig(every=settings.discover_every, max_objects=max_objects)
+
+
+def _track(ws: Workspace, summary: RunSummary, cancel, report: _Reporter, discover=None) -> None:
     stop = _StageStop(cancel)
     report.begin("track")
+    found: list[FoundRecord] = ws.found
+    seen = len(found)
+    run = ws.track(cancel=stop) if discover is None else ws.track(cancel=stop, discover=discover)
     try:
-        for event in ws.track(cancel=stop):
+        for event in run:
+            for record in found[seen:]:
+                report(
+                    "track",
+                    event.done / max(event.total, 1),
+                    record.describe(ws.info.fps),
+                    frame=record.frame,
+                )
+            seen = len(found)
             if event.replay:
                 continue  # drawn again from results already counted
             summary.frames_tracked += 1
@@ -435,10 +465,43 @@ def _track(ws: Workspace, summary: RunSummary, cancel, report: _Reporter) -> Non
         # Ctrl+C on the command line: stop here and still write what was tracked
         stop.set()
     summary.cancelled = stop.is_set()
+    if discover is not None:
+        _discovery_summary(ws, summary, discover)
     if summary.cancelled:
         report.finished("track", "stopped: writing what was tracked so far")
     else:
-        report.finished("track", f"tracked {summary.frames_tracked} frames")
+        extra = ""
+        if summary.discovery is not None:
+            stats = summary.discovery
+            extra = f"; discovery found {stats['discovered']} new, {stats['reacquired']} again"
+        report.finished("track", f"tracked {summary.frames_tracked} frames{extra}")
+
+
+def _discovery_summary(ws: Workspace, summary: RunSummary, config) -> None:
+    """The summary's ``found``, ``discovery`` and the discovered objects."""
+    summary.found = ws.found_records()
+    known = {obj.object_id for obj in summary.objects}
+    for record in summary.found:
+        if record.kind == "discovered" and record.object_id not in known:
+            name = ws.objects[record.object_id].name
+            summary.objects.append(
+                ChosenObject(record.object_id, name, "discovered", record.first_frame, score=record.score)
+            )
+    discovery = ws.last_discovery
+    reports = discovery.reports if discovery is not None else []
+    seconds = sum(r.seconds for r in reports)
+    detector = getattr(discovery, "detector", None)
+    summary.discovery = {
+        "every": config.every,
+        "max_objects": config.max_objects,
+        "checks": len(reports),
+        "seconds": round(seconds, 3),
+        "seconds_per_check": round(seconds / len(reports), 3) if reports else None,
+        "reused_features": getattr(detector, "reused", None),
+        "capped": any(r.capped for r in reports),
+        "discovered": sum(r.kind == "discovered" for r in summary.found),
+        "reacquired": sum(r.kind == "reacquired" for r in summary.found),
+    }
 
 
 def _export(ws: Workspace, out: Path, formats, summary: RunSummary, report: _Reporter) -> None:

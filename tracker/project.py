@@ -35,6 +35,9 @@ folder is a valid project without results. The manifest (format version 1)::
                    "labels": [1], "box": [x0, y0, x1, y1] | null,
                    "mask": {"size": [h, w], "counts": "..."} | null}, ...],
       "thresholds": {"threshold": 20.0, "overlap_iou": 0.5, "take_best": false},
+      "found": [{"object_id": 2, "kind": "discovered", "frame": 60, "score": 27.4,
+                 "first_frame": 31}, ...],   # how each object was found (accepted /
+                                            # discovered / reacquired); optional
       "packages": {"torch": "2.4.0", "sam2": "1.1.0", "open_clip_torch": "...", "numpy": "..."},
       "results": null | {"file": "results.jsonl"} | {"inline": {...}}
     }
@@ -293,6 +296,7 @@ class Project:
     objects: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     thresholds: dict[str, Any] = field(default_factory=dict)
+    found: list[dict[str, Any]] = field(default_factory=list)  # tracker.discovery.FoundRecord dicts
     packages: dict[str, str | None] = field(default_factory=package_versions)
     created: str = field(default_factory=_now)
     tool_version: str = field(default_factory=tool_version)
@@ -312,6 +316,7 @@ class Project:
         negative_prompt: str | None = None,
         fingerprint: str | None = None,
         models: dict[str, Any] | None = None,
+        found: Any = (),
     ) -> Project:
         """A project for ``info`` from plain values.
 
@@ -347,6 +352,7 @@ class Project:
                 {"id": o.object_id, "name": o.name, "color": [int(c) for c in o.color]} for o in objects
             ],
             history=[edit if isinstance(edit, dict) else edit_to_dict(edit) for edit in history],
+            found=[record if isinstance(record, dict) else record.to_dict() for record in found],
             thresholds={
                 key: settings_dict[key]
                 for key in ("threshold", "overlap_iou", "take_best")
@@ -364,6 +370,7 @@ class Project:
             workspace.history(),
             prompt=workspace.prompt_text,
             negative_prompt=workspace.negative_text,
+            found=workspace.found_records() if hasattr(workspace, "found_records") else (),
         )
 
     # -- reading the parts ---------------------------------------------------------------
@@ -394,6 +401,18 @@ class Project:
                 ) from exc
             out.append(decoded)
         return out
+
+    def found_records(self) -> list[Any]:
+        """How each object was found (:class:`tracker.discovery.FoundRecord` s); damaged rows are skipped."""
+        from .discovery.records import FoundRecord
+
+        records = []
+        for row in self.found:
+            try:
+                records.append(FoundRecord.from_dict(row))
+            except (KeyError, TypeError, ValueError):
+                logger.warning("skipping a damaged 'found' record in the project: %r", row)
+        return records
 
     def frame_prompts(self) -> list[FramePrompt]:
         """Every prompt of the history, in order."""
@@ -476,6 +495,7 @@ class Project:
             "objects": self.objects,
             "history": self.history,
             "thresholds": self.thresholds,
+            "found": self.found,
             "packages": self.packages,
             "results": None,
         }
@@ -537,6 +557,7 @@ class Project:
             objects=data["objects"],
             history=data["history"],
             thresholds=data.get("thresholds") or {},
+            found=[row for row in data.get("found") or [] if isinstance(row, dict)],
             packages=data.get("packages") or {},
             created=str(data.get("created", "")),
             tool_version=str(data.get("tool_version", "")),

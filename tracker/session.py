@@ -627,6 +627,130 @@ class TrackingSession:
         """
         self._frames.wait()
 
+    # ------------------------------------------------------------------ discovery, while a run is paused
+
+    def frame_features(self, frame_idx: int) -> dict[str, Any] | None:
+        """SAM 2's backbone output for ``frame_idx`` when that is the frame it holds (during a run,
+        the frame just tracked), else None: a discovery check there reuses it instead of encoding
+        the frame a second time. Read it, never change it (``backbone_fpn`` / ``vision_pos_enc``)."""
+        with self._lock:
+            cached = self._state["cached_features"].get(int(frame_idx))
+            return None if cached is None else cached[1]
+
+    def add_mask_mid_run(self, object_id: int, frame_idx: int, mask: np.ndarray) -> FrameResult:
+        """Prompt ``object_id`` (new or known) with ``mask`` (``H×W bool``) on ``frame_idx``, also
+        while a :meth:`propagate` run is paused between two of its results on that frame.
+
+        The prompt is consolidated at once (a conditioning frame with its memory), so the run's
+        next frame tracks the object; a known object's tracked output there is replaced. Returns
+        the frame's result with every object. Raises :class:`InputError` for an empty mask.
+        """
+        prompt = FramePrompt(int(object_id), int(frame_idx), mask=np.asarray(mask, dtype=bool))
+        prompt.validate(self.width, self.height)
+        self._check_frame(frame_idx)
+        if prompt.mask is None or not prompt.mask.any() or prompt.object_id < 1:
+            raise InputError("Discovery needs a non-empty mask and an object id from 1 up.")
+        with self._lock:
+            if self._closed.is_set():
+                raise InputError("This tracking session is closed; open the video again.")
+            state, predictor = self._state, self._predictor
+            object_id, frame_idx = prompt.object_id, prompt.frame_idx
+            is_new = object_id not in state["obj_id_to_idx"]
+            promote = not is_new and self._prepare_correction(object_id, frame_idx)
+            try:
+                with self._compute():
+                    predictor.add_new_mask(
+                        state, frame_idx, object_id, torch.from_numpy(np.ascontiguousarray(prompt.mask))
+                    )
+                    if promote:
+                        self._promote_correction(object_id, frame_idx)
+                    obj_idx = state["obj_id_to_idx"][object_id]
+                    # the lost track's own output there would be read as memory next to the prompt
+                    state["output_dict_per_obj"][obj_idx]["non_cond_frame_outputs"].pop(frame_idx, None)
+                    predictor.propagate_in_video_preflight(state)
+                    if self._float32_memory:
+                        for out in state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"].values():
+                            self._upcast_memory(out)
+                    return self._result_at(frame_idx)
+            except BaseException:
+                if is_new and object_id in state["obj_id_to_idx"]:
+                    predictor.remove_object(state, object_id, need_output=False)
+                raise
+
+    def remove_object_mid_run(self, object_id: int) -> None:
+        """:meth:`remove_object`, also while a run is paused (discovery dropping an unconfirmed object)."""
+        with self._lock:
+            oid = self._known(object_id)
+            with self._compute():
+                self._predictor.remove_object(self._state, oid, strict=True, need_output=False)
+
+    def track_object(
+        self, object_id: int, start_frame: int, last_frame: int, cancel: threading.Event | None = None
+    ) -> Iterator[FrameResult]:
+        """Track only ``object_id`` from ``start_frame`` (exclusive) to ``last_frame`` (inclusive),
+        backward or forward as ``last_frame`` lies; also while a run is paused on ``start_frame``.
+
+        One result per frame holding just that object. Other objects are neither tracked nor
+        changed. The object keeps the outputs around the current frame and the ``keep_window``
+        frames on the paused run's side of ``start_frame`` (what that run reads next). Stops
+        early when ``cancel`` is set or the iterator is closed.
+        """
+        oid = self._known(object_id)
+        self._check_frame(start_frame)
+        self._check_frame(last_frame)
+        step = -1 if last_frame < start_frame else 1
+        saved = (self._frames._step, self._frames._stop)
+        self._frames.hint(step, int(last_frame))
+        try:
+            for frame_idx in range(int(start_frame) + step, int(last_frame) + step, step):
+                if (cancel is not None and cancel.is_set()) or self._closed.is_set():
+                    return
+                with self._lock, self._compute():
+                    obj_idx = self._state["obj_id_to_idx"][oid]
+                    result = self._track_object_frame(obj_idx, oid, frame_idx, reverse=step < 0)
+                    self._prune_object(obj_idx, [(frame_idx, step), (int(start_frame), -step)])
+                yield result
+        finally:
+            self._frames.hint(*saved)
+
+    @timing.stage("sam2")
+    def _track_object_frame(self, obj_idx: int, object_id: int, frame_idx: int, reverse: bool) -> FrameResult:
+        """One frame of one object (the body of :meth:`_track_frame` for that object alone)."""
+        state, predictor = self._state, self._predictor
+        outputs = state["output_dict_per_obj"][obj_idx]
+        out = outputs["cond_frame_outputs"].get(frame_idx)
+        if out is not None:
+            pred_masks = out["pred_masks"].to(state["device"], non_blocking=True)
+        else:
+            out, pred_masks = predictor._run_single_frame_inference(
+                inference_state=state,
+                output_dict=outputs,
+                frame_idx=frame_idx,
+                batch_size=1,
+                is_init_cond_frame=False,
+                point_inputs=None,
+                mask_inputs=None,
+                reverse=reverse,
+                run_mem_encoder=True,
+            )
+            outputs["non_cond_frame_outputs"][frame_idx] = out
+        state["frames_tracked_per_obj"][obj_idx][frame_idx] = {"reverse": reverse}
+        _, video_res = predictor._get_orig_video_res_output(state, pred_masks)
+        return self._frame_result(frame_idx, [object_id], video_res, out["object_score_logits"].reshape(1, 1))
+
+    def _prune_object(self, obj_idx: int, windows: list[tuple[int, int]]) -> None:
+        """:meth:`_prune` for one object (the others keep the paused run's windows)."""
+        if self.keep_window is None:
+            return
+        state = self._state
+        non_cond = state["output_dict_per_obj"][obj_idx]["non_cond_frame_outputs"]
+        prompted = (
+            state["point_inputs_per_obj"][obj_idx].keys() | state["mask_inputs_per_obj"][obj_idx].keys()
+        )
+        for t in [t for t in non_cond if t not in prompted]:
+            if not any(0 <= (frame - t) * step <= self.keep_window for frame, step in windows):
+                del non_cond[t]
+
     def close(self) -> None:
         """Stop a running propagation at the next frame, stop prefetching and free the state."""
         self._closed.set()

@@ -38,6 +38,8 @@ class Settings:
     threshold: float = 20.0  # minimum candidate score (100·cos)
     take_best: bool = False  # use the best candidates even when none reaches the threshold
     max_objects: int = 1
+    discover: bool = False  # find new objects while tracking (tracker.discovery)
+    discover_every: int = 20  # frames between two discovery checks
     overlap_iou: float = 0.5  # same-frame candidates overlapping more than this are one instance
     bf16: bool | None = None  # autocast; None = where it helps
     compile: bool = False  # torch.compile SAM 2 as vos_optimized does (CUDA only; slow first frames)
@@ -62,7 +64,6 @@ class Settings:
             if values.get(key):
                 values[key] = Path(values[key])
         return cls(**values)
-
 
 
 def resolve_settings(settings: Settings) -> Settings:
@@ -93,6 +94,8 @@ def resolve_settings(settings: Settings) -> Settings:
         raise InputError(f"The processing size must be a multiple of 32 (got {resolved.image_size}).")
     if resolved.max_objects < 1:
         raise InputError("--max-objects must be at least 1.")
+    if resolved.discover_every < 1:
+        raise InputError("--discover-every must be at least 1 frame.")
     return resolved
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from .settings import Settings, resolve_settings
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 
 if TYPE_CHECKING:
+    from .discovery import CheckReport, Detector, Discovery, DiscoveryConfig, ExemplarBank, FoundRecord
     from .flags import Flag
     from .session import Leg, TrackingSession
 
@@ -100,6 +102,12 @@ class Workspace:
         self._stale_objects: set[int] = set()  # edited since last tracked
         self.last_overlay: Path | None = None
         self.last_retrack_frames: list[int] = []  # frames the last retrack() rewrote
+        self.found: list[FoundRecord] = []  # how each object was found, in order (tracker.discovery)
+        self.last_discovery: Discovery | None = None  # the last track()'s discovery (checks, timings)
+        # builds discovery's detector instead of the CLIP one (tests plug stand-ins in here)
+        self.discovery_detector: Callable[[Workspace], Detector] | None = None
+        # each object's look, kept across runs; a removed object's becomes a negative exemplar
+        self.exemplars: ExemplarBank | None = None
         self.cancel_event = threading.Event()
 
     # ------------------------------------------------------------------ opening
@@ -244,15 +252,24 @@ class Workspace:
         with self._lock:
             if not 0 <= index < len(self.candidates):
                 raise InputError(f"There is no candidate {index + 1}; pick one from the list.")
+            from .discovery import FoundRecord
+
             candidate = self.candidates[index]
             if object_id is None:
-                default_name = self.prompt_text or None
-                if default_name and any(o.name == default_name for o in self.objects.values()):
-                    default_name = f"{default_name} {len(self.objects) + 1}"
-                object_id = self.add_object(default_name).object_id
-            return self._apply_prompt(
+                object_id = self.add_object(self._default_name()).object_id
+            result = self._apply_prompt(
                 FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()), fresh=True
             )
+            self.found.append(
+                FoundRecord(object_id, "accepted", candidate.frame_idx, round(float(candidate.score), 2))
+            )
+            return result
+
+    def _default_name(self) -> str | None:
+        name = self.prompt_text or None
+        if name and any(o.name == name for o in self.objects.values()):
+            name = f"{name} {len(self.objects) + 1}"
+        return name
 
     def best_candidates(self, max_objects: int = 1) -> list[int]:
         """Indices (into :attr:`candidates`) of up to ``max_objects`` distinct instances, best first.
@@ -398,6 +415,8 @@ class Workspace:
             return None
         if edit.kind == "remove":
             self.objects.pop(edit.object_id, None)
+            if self.exemplars is not None:
+                self.exemplars.reject_object(edit.object_id)
             for key in [k for k in self._prompts if k[0] == edit.object_id]:
                 del self._prompts[key]
             if self._session is not None and edit.object_id in self._session.object_ids:
@@ -515,6 +534,7 @@ class Workspace:
         direction: str = "both",
         cancel: threading.Event | None = None,
         overlay_path: Path | None = None,
+        discover: DiscoveryConfig | None = None,
     ) -> Iterator[TrackEvent]:
         """Propagate every object through the video and yield each frame as it is done.
 
@@ -526,6 +546,12 @@ class Workspace:
         again as ``replay`` events (drawn as in the overlay). A cancel stops within a frame;
         what was tracked is kept (and, for a full run, the overlay holds the frames written so
         far).
+
+        With ``discover`` (a :class:`tracker.discovery.DiscoveryConfig`), each leg looks for more
+        of the prompt every ``discover.every`` frames (:mod:`tracker.discovery`): new objects
+        join :attr:`objects` as they are confirmed (tracked behind the leg to where they entered,
+        or left), lost ones get their id back; :attr:`found` records each, :attr:`last_discovery`
+        the checks.
         """
         with self._lock:
             self._check_trackable()
@@ -533,10 +559,15 @@ class Workspace:
             cancel = self._armed(cancel)
             whole = direction == "both" and start_frame is None and end_frame is None
             overlay_path = Path(overlay_path) if overlay_path else self.workdir / "overlay.mp4"
-        yield from self._run_legs(legs, cancel, overlay_path if whole else None)
+            discovery = self._start_discovery(discover, legs[0].first, cancel) if discover else None
+        yield from self._run_legs(legs, cancel, overlay_path if whole else None, discovery)
 
     def _run_legs(
-        self, legs: list[Leg], cancel: threading.Event, overlay_path: Path | None
+        self,
+        legs: list[Leg],
+        cancel: threading.Event,
+        overlay_path: Path | None,
+        discovery: Discovery | None = None,
     ) -> Iterator[TrackEvent]:
         """Track ``legs`` in order; write the overlay while the forward leg runs when ``overlay_path``."""
         from .render import TrailHistory
@@ -550,10 +581,14 @@ class Workspace:
                 if leg.step > 0 and overlay_path is not None:
                     writer = self._overlay_writer(overlay_path)
                     yield from self._replay_frames(range(leg.first), writer, trails, done, total)
+                if discovery is not None:
+                    discovery.begin_leg(leg.first, leg.step, self._behind_limit(leg, legs))
                 run = self.session.propagate(
                     start_frame=leg.first, end_frame=leg.last, direction=leg.direction, cancel=cancel
                 )
                 for result in run:
+                    if discovery is not None:
+                        result = self._discover_after(discovery, result)
                     stats = stack_stats(result.masks, result.scores)  # once per mask: store, trails, drawing
                     self.store.put(result, stats)
                     with self._lock:
@@ -573,12 +608,120 @@ class Workspace:
             with self._lock:
                 if not cancel.is_set():
                     self._stale_objects.clear()
+                if discovery is not None and discovery.records:
+                    self.last_overlay = None  # frames tracked back are not in it; export draws it again
         except BaseException:
             if writer is not None:
                 self._keep_partial_overlay(writer, overlay_path)
             raise
         if cancel.is_set():
             logger.info("tracking stopped after %d of %d frames", done, total)
+
+    # ------------------------------------------------------------------ discovery
+    def _start_discovery(
+        self, config: DiscoveryConfig, start_frame: int, cancel: threading.Event
+    ) -> Discovery:
+        """The forward leg's :class:`~tracker.discovery.Discovery`: Find's machinery on the check
+        frames (reusing the session's backbone features), SAM 2's session as the tracker, each
+        object's exemplar seeded from its first prompt's mask."""
+        import dataclasses as dc
+
+        from .candidates import build_proposer
+        from .discovery import Discovery, ExemplarBank
+        from .discovery.detector import ClipDetector, SessionTracker
+
+        if not self.prompt_text:
+            raise InputError("Finding new objects while tracking needs a prompt: run Find first.")
+        s = self.settings
+        predictor = self._sam2()
+        proposer = None
+        if self.discovery_detector is None:
+            proposer = build_proposer(
+                "points", predictor, points_per_side=s.points_per_side, random_weights=s.random_weights
+            )
+        session = self.session
+        if not hasattr(session, "add_mask_mid_run"):
+            raise InputError("Finding new objects while tracking is not available on this hardware yet; turn it off.")
+        detector: Detector = (
+            ClipDetector(
+                self._clip(),
+                proposer,
+                self.prompt_text,
+                self.negative_text,
+                features=session.frame_features,
+                model_lock=self._model_lock(predictor),
+                autocast=self._autocast_ctx,
+            )
+            if self.discovery_detector is None
+            else self.discovery_detector(self)
+        )
+        if s.random_weights and self.discovery_detector is None and math.isfinite(config.threshold):
+            # untrained scores are noise: no threshold means anything (as Find keeps every candidate)
+            config = dc.replace(config, threshold=float("-inf"))
+        discovery = Discovery(
+            config,
+            detector,
+            SessionTracker(session, cancel),
+            self.frame,
+            known=self.objects,
+            start_frame=start_frame,
+            exemplars=self.exemplars if self.exemplars is not None else ExemplarBank(),
+            on_backfill=self.store.put,
+            new_id=lambda: max({*self.objects, *session.object_ids}, default=0) + 1,
+        )
+        for prompt in self.prompts():
+            if prompt.object_id in discovery.exemplars.object_ids:
+                continue
+            mask = prompt.mask if prompt.mask is not None else self._prompt_mask(prompt)
+            if mask is not None and mask.any():
+                discovery.seed(prompt.object_id, self.frame(prompt.frame_idx), mask)
+        self.last_discovery, self.exemplars = discovery, discovery.exemplars
+        logger.info("discovery on: a check every %d frames from frame %d", config.every, start_frame)
+        return discovery
+
+    def _behind_limit(self, leg: Leg, legs: list[Leg]) -> int:
+        """How far discovery tracks a new object against ``leg``: to frame 0 behind a forward
+        leg; behind a backward leg up to that leg's first frame when a forward leg follows (it
+        tracks the rest), else to the last frame."""
+        if leg.step > 0:
+            return 0
+        return leg.first if any(other.step > 0 for other in legs) else self.info.num_frames - 1
+
+    def _prompt_mask(self, prompt: FramePrompt) -> np.ndarray | None:
+        result = self._prompt_results.get(prompt.frame_idx) or self.store.get(prompt.frame_idx)
+        return None if result is None else result.mask_of(prompt.object_id)
+
+    def _discover_after(self, discovery: Discovery, result: FrameResult) -> FrameResult:
+        """One forward frame through discovery: the frame's result with what it added."""
+        report = discovery.after_frame(result)
+        if report is None:
+            return result
+        if report.found:
+            self._adopt(report, discovery)
+        return report.result
+
+    def _adopt(self, report: CheckReport, discovery: Discovery) -> None:
+        """Objects discovery found become the workspace's: objects, prompts and edits (replayable)."""
+        prompts = getattr(discovery.tracker, "prompts", {})
+        with self._lock:
+            for record in report.found:
+                oid = record.object_id
+                if record.kind == "discovered" and oid not in self.objects:
+                    name = f"{self.prompt_text} {oid}" if self.prompt_text else f"object {oid}"
+                    obj = TrackedObject(oid, name, color_for(oid))
+                    self.objects[oid] = obj
+                    self._edits.note(Edit("object", oid, name=obj.name, color=obj.color))
+                mask = prompts.get((oid, record.frame))
+                if mask is not None:
+                    prompt = FramePrompt(oid, record.frame, mask=mask)
+                    self._prompts[(oid, record.frame)] = prompt
+                    self._edits.note(Edit("prompt", oid, frame_idx=record.frame, prompt=prompt))
+                self.found.append(record)
+
+    def found_records(self) -> list[FoundRecord]:
+        """:attr:`found` for the objects still here, in order."""
+        with self._lock:
+            return [r for r in self.found if r.object_id in self.objects]
 
     def _overlay_writer(self, path: Path):
         from .render import OverlayWriter
@@ -715,10 +858,11 @@ class Workspace:
         With ``with_clip`` and a prompt, each object's crop is scored against the prompt on a
         frame every ``every_seconds`` so a track that switched to something else is caught.
         """
-        from .flags import flags_from_store
+        from .flags import flags_from_store, found_flags
 
         clip_scores = self.clip_series(every_seconds) if with_clip and self.prompt_text else None
-        return flags_from_store(self.store, clip_scores)
+        flags = flags_from_store(self.store, clip_scores) + found_flags(self.found_records(), self.info.fps)
+        return sorted(flags, key=lambda flag: (flag.frame, flag.object_id))
 
     def clip_series(self, every_seconds: float = 0.5) -> dict[int, dict[int, float]]:
         """``{object_id: {frame: 100·cos(crop, prompt)}}`` on sampled tracked frames."""
@@ -884,6 +1028,7 @@ class Workspace:
                 raise ProjectError(f"{Path(path).name} could not be opened: {error}") from error
             self.prompt_text = project.prompt or ""
             self.negative_text = project.negative_prompt
+            self.found = project.found_records()
             stored = project.results()
             if stored is not None:
                 self.store = stored

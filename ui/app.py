@@ -106,7 +106,8 @@ class ObjectControls(NamedTuple):
 
 
 class TrackStep(NamedTuple):
-    """Step 4: Track, Stop, the direction, the status, the overlay and the live frame."""
+    """Step 4: Track, Stop, the direction, finding new ones while tracking (switch and interval),
+    the status, the overlay and the live frame."""
 
     track: gr.Button
     stop: gr.Button
@@ -114,6 +115,8 @@ class TrackStep(NamedTuple):
     status: gr.Markdown
     result_video: gr.Video
     live: gr.Image
+    discover: gr.Checkbox
+    discover_every: gr.Number
 
 
 class ReviewStep(NamedTuple):
@@ -383,6 +386,21 @@ def _track_step(services: Services) -> TrackStep:
                 elem_id="direction",
                 scale=2,
             )
+            discover = gr.Checkbox(
+                value=False,
+                label="Find new ones while tracking",
+                info=text.DISCOVER_INFO,
+                elem_id="discover",
+                scale=1,
+            )
+            discover_every = gr.Number(
+                value=20,
+                precision=0,
+                minimum=1,
+                label="check every N frames",
+                elem_id="discover-every",
+                scale=0,
+            )
         track_status = gr.Markdown(elem_id="track-status", elem_classes=["status", "progress-host"])
         result_video = gr.Video(
             label="Overlay",
@@ -393,7 +411,9 @@ def _track_step(services: Services) -> TrackStep:
             height=420,
         )
         live = gr.Image(label="Live", elem_id="live-frame", interactive=False, visible=False, format="jpeg")
-    return TrackStep(track_btn, stop_btn, direction, track_status, result_video, live)
+    return TrackStep(
+        track_btn, stop_btn, direction, track_status, result_video, live, discover, discover_every
+    )
 
 
 def _review_step() -> ReviewStep:
@@ -518,7 +538,7 @@ def _wire_track(page: Page, handlers: Handlers, review_loop: review.ReviewLoop, 
     session, step = page.session, page.track
     track_event = step.track.click(
         gpu(handlers.track, duration=600),
-        [session, step.direction],
+        [session, step.direction, step.discover, step.discover_every],
         page.track_out,
         show_progress_on=[step.status],
         api_name="track_interactive",

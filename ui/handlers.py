@@ -75,6 +75,23 @@ def _request_hash(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
 
+def _discovery_options(discover: bool, every: float | None) -> dict[str, Any]:
+    """``Workspace.track``'s discovery argument for the switch and the interval (nothing when off)."""
+    if not discover:
+        return {}
+    from tracker.discovery import DEFAULT_EVERY, DiscoveryConfig
+
+    return {"discover": DiscoveryConfig(every=max(1, int(every or DEFAULT_EVERY)))}
+
+
+def _found_sentence(ws: Any) -> str:
+    """`` Found while tracking: #3 found at 0:07, score 27.4; …`` (empty when nothing was found)."""
+    records = [r for r in ws.found_records() if r.kind != "accepted"]
+    if not records:
+        return ""
+    return " Found while tracking: " + "; ".join(r.describe(ws.info.fps) for r in records) + "."
+
+
 class Handlers:
     """Every handler of the page; one instance serves every tab (state lives in ``UISession``)."""
 
@@ -597,10 +614,15 @@ class Handlers:
         self,
         session: UISession | None,
         direction: str,
+        discover: bool = False,
+        discover_every: float | None = None,
         request: gr.Request = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ):
-        """Propagate every object; stream the overlay (or live frames) while it runs."""
+        """Propagate every object; stream the overlay (or live frames) while it runs.
+
+        With ``discover``, look for more of the prompt every ``discover_every`` frames while
+        tracking (:mod:`tracker.discovery`): new objects join the list as they are confirmed."""
         session = self.session(session, request)
         ws = self.workspace(session)
         if session.tracking:
@@ -621,9 +643,14 @@ class Handlers:
                 session, None, live_hidden if streaming else gr.update(value=None, visible=True), ""
             )
             # the progress bar on the status line says it all while running
-            for event in ws.track(direction=direction, cancel=session.cancel):
+            options = _discovery_options(discover, discover_every)
+            found = ws.found
+            seen = len(found)
+            for event in ws.track(direction=direction, cancel=session.cancel, **options):
                 if not event.replay:
-                    progress(event.done / max(event.total, 1), desc=_track_desc(event))
+                    news = [r.describe(ws.info.fps) for r in found[seen:]]
+                    seen = len(found)
+                    progress(event.done / max(event.total, 1), desc="; ".join([_track_desc(event), *news]))
                 if streaming and (event.replay or event.direction == "forward"):
                     # in frame order: a "both" run replays its backward leg just before the forward one
                     segment = stream.add(event.overlay)
@@ -655,6 +682,7 @@ class Handlers:
             status = f"Stopped. The {done} frames tracked so far are kept."
         else:
             status = f"Done: {done} frames tracked. Review them below, or download the results."
+        status += _found_sentence(ws)
         if streaming:
             return TrackView(session, segment, gr.update(visible=False), status)
         return TrackView(session, _existing(ws.last_overlay), gr.update(visible=False), status)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # annotations only: importing tracker.workspace here would lo
 
     import numpy as np
 
+    from tracker.discovery import Discovery, DiscoveryConfig, FoundRecord
     from tracker.flags import Flag
     from tracker.settings import Settings
     from tracker.types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo
@@ -53,6 +54,8 @@ class WorkspaceLike(Protocol):
     store: StoreLike
     last_overlay: Path | None
     last_retrack_frames: list[int]
+    found: list[FoundRecord]
+    last_discovery: Discovery | None
 
     def close(self) -> None: ...
 
@@ -108,7 +111,10 @@ class WorkspaceLike(Protocol):
         direction: str = "both",
         cancel: threading.Event | None = None,
         overlay_path: Path | None = None,
+        discover: DiscoveryConfig | None = None,
     ) -> Iterator[TrackEvent]: ...
+
+    def found_records(self) -> list[FoundRecord]: ...
 
     def retrack(
         self,

@@ -41,8 +41,10 @@ from tracker.errors import InputError
 from tracker.flags import (
     AREA_JUMP,
     CLIP_DROP,
+    DISCOVERED,
     LOW_SCORE,
     OVERLAP,
+    REACQUIRED,
     REAPPEARED,
     TOO_FAST,
     VANISHED,
@@ -100,6 +102,8 @@ REASON_WORDS = {
     LOW_SCORE: "unsure",
     CLIP_DROP: "looks different",
     OVERLAP: "overlap",
+    DISCOVERED: "new",
+    REACQUIRED: "found again",
 }
 
 NOTHING_FLAGGED = "Nothing flagged: no losses, jumps, size changes or overlaps were found."

@@ -117,3 +117,9 @@ def format_time(seconds: float) -> str:
     """0:01.5 style video time."""
     minutes, rest = divmod(max(0.0, seconds), 60)
     return f"{int(minutes)}:{rest:04.1f}"
+
+
+DISCOVER_INFO = (
+    "Look for more of the prompt every few frames: things that enter later get their own id, "
+    "lost ones get theirs back. About 5 % more tracking time on a 2-core CPU at every 20 frames."
+)

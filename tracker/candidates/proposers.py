@@ -107,7 +107,12 @@ class PointPromptProposer:
         return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
 
     @timing.stage("proposals", count=len)
-    def __call__(self, frame: np.ndarray, points: np.ndarray | None = None) -> list[Proposal]:
+    def __call__(
+        self, frame: np.ndarray, points: np.ndarray | None = None, *, backbone: dict[str, Any] | None = None
+    ) -> list[Proposal]:
+        """Proposals on ``frame``; ``backbone``: SAM 2's backbone output for this very frame
+        (e.g. :meth:`tracker.session.TrackingSession.frame_features`), used instead of encoding
+        the frame again."""
         import torch
 
         height, width = frame.shape[:2]
@@ -119,7 +124,10 @@ class PointPromptProposer:
         if not frame.flags.writeable:  # torch warns on read-only arrays (e.g. a reader's cached frame)
             frame = frame.copy()
         started = perf_counter()
-        self.predictor.set_image(frame)
+        if backbone is not None:
+            use_backbone(self.predictor, backbone, (height, width))
+        else:
+            self.predictor.set_image(frame)
         encoded = perf_counter()
         logits, quality = _decode_points(self.predictor, prompts / np.array([width, height], np.float32))
         self.predictor.reset_predictor()
@@ -160,6 +168,29 @@ class PointPromptProposer:
             decoded - encoded,
         )
         return proposals
+
+
+def use_backbone(predictor: Any, backbone: dict[str, Any], size: tuple[int, int]) -> None:
+    """Give a ``SAM2ImagePredictor`` an image through the model's backbone output for it.
+
+    ``backbone`` is what ``model.forward_image`` returned for the frame (``backbone_fpn``,
+    ``vision_pos_enc``); ``size`` the frame's ``(height, width)``. The same steps as
+    ``SAM2ImagePredictor.set_image`` after ``forward_image`` (features in float32).
+    """
+    import torch
+
+    model = predictor.model
+    with torch.inference_mode():
+        _, vision_feats, _, _ = model._prepare_backbone_features(backbone)
+        if model.directly_add_no_mem_embed:
+            vision_feats[-1] = vision_feats[-1] + model.no_mem_embed
+        feats = [
+            feat.permute(1, 2, 0).reshape(1, -1, *feat_size).float()
+            for feat, feat_size in zip(vision_feats[::-1], predictor._bb_feat_sizes[::-1], strict=True)
+        ][::-1]
+    predictor._features = {"image_embed": feats[-1], "high_res_feats": feats[:-1]}
+    predictor._orig_hw = [tuple(size)]
+    predictor._is_image_set = True
 
 
 def _decode_points(predictor: Any, points_normalised: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:

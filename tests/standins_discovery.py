@@ -1,0 +1,289 @@
+"""Stand-ins for discovery's decision tests: small, exact, named as stand-ins, no models.
+
+* :class:`StandInColourEncoder` — a stand-in for CLIP that scores by colour: an image (or a
+  mask's pixels) embeds as soft weights over a few named colours, a prompt word as that colour.
+* :class:`StandInComponentDetector` — a stand-in for Find on one frame: connected components of
+  the named colours as proposals, scored by the colour encoder, the negative prompt applied as
+  Find applies it.
+* :class:`StandInBlobTracker` — a stand-in for SAM 2: follows colour blobs from frame to frame
+  (the component pixels overlapping the previous mask moved by the last velocity; pixels two
+  objects claim go to the nearer predicted centre); an object whose blob disappears stays empty
+  until it is prompted again.
+* :func:`render_scene` — generated videos of discs that enter, leave and come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tests.synthetic import background
+from tracker.candidates.clip import combine_scores
+from tracker.discovery import Detection
+from tracker.masks import mask_centroid
+from tracker.types import FrameResult
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "blue": (30, 60, 220),
+    "yellow": (230, 220, 40),
+}
+RED, BLUE = COLOURS["red"], COLOURS["blue"]
+WIDTH, HEIGHT = 128, 96
+
+
+# ---------------------------------------------------------------------- scenes
+@dataclass(frozen=True)
+class Disc:
+    """A disc of ``colour`` whose centre on frame ``f`` is ``path(f)`` (pixels), None when absent."""
+
+    colour: tuple[int, int, int]
+    radius: float
+    path: Callable[[int], tuple[float, float] | None]
+
+
+def render_scene(discs: Sequence[Disc], num_frames: int) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+    """Frames (``H×W×3 uint8``) and ground truth ``[frame][disc]`` (later discs drawn on top)."""
+    bg = background(WIDTH, HEIGHT)
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    frames, truth = [], []
+    for f in range(num_frames):
+        frame = bg.copy()
+        masks = []
+        for disc in discs:
+            centre = disc.path(f)
+            if centre is None:
+                mask = np.zeros((HEIGHT, WIDTH), bool)
+            else:
+                mask = (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= disc.radius**2
+            frame[mask] = disc.colour
+            masks = [m & ~mask for m in masks] + [mask]
+        frames.append(frame)
+        truth.append(masks)
+    return frames, truth
+
+
+def entry_frame(truth: list[list[np.ndarray]], disc: int) -> int:
+    """The first frame where disc ``disc`` has a visible pixel."""
+    return next(f for f, masks in enumerate(truth) if masks[disc].any())
+
+
+# ---------------------------------------------------------------------- pixels
+def colour_pixels(frame: np.ndarray, colour: tuple[int, int, int], tolerance: float = 60.0) -> np.ndarray:
+    distance = np.linalg.norm(frame.astype(np.float32) - np.array(colour, np.float32), axis=-1)
+    return distance < tolerance
+
+
+def connected_components(mask: np.ndarray, min_area: int = 4) -> list[np.ndarray]:
+    """4-connected components of an ``H×W bool`` mask (by repeated min-label spreading)."""
+    height, width = mask.shape
+    big = height * width + 1
+    labels = np.where(mask, np.arange(height * width).reshape(height, width), big)
+    while True:
+        spread = labels.copy()
+        spread[1:] = np.minimum(spread[1:], labels[:-1])
+        spread[:-1] = np.minimum(spread[:-1], labels[1:])
+        spread[:, 1:] = np.minimum(spread[:, 1:], labels[:, :-1])
+        spread[:, :-1] = np.minimum(spread[:, :-1], labels[:, 1:])
+        spread = np.where(mask, spread, big)
+        if np.array_equal(spread, labels):
+            break
+        labels = spread
+    parts = [labels == value for value in np.unique(labels[mask])]
+    return [part for part in parts if part.sum() >= min_area]
+
+
+def shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    out = np.zeros_like(mask)
+    height, width = mask.shape
+    ys, xs = np.nonzero(mask)
+    ys, xs = ys + dy, xs + dx
+    keep = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+    out[ys[keep], xs[keep]] = True
+    return out
+
+
+def dilate(mask: np.ndarray, steps: int) -> np.ndarray:
+    out = mask.copy()
+    for _ in range(steps):
+        grown = out.copy()
+        grown[1:] |= out[:-1]
+        grown[:-1] |= out[1:]
+        grown[:, 1:] |= out[:, :-1]
+        grown[:, :-1] |= out[:, 1:]
+        out = grown
+    return out
+
+
+# ---------------------------------------------------------------------- stand-in CLIP and Find
+class StandInColourEncoder:
+    """Stand-in for CLIP: colours instead of meanings. Embeddings are unit vectors over :data:`COLOURS`."""
+
+    def __init__(self, sharpness: float = 40.0) -> None:
+        self.names = list(COLOURS)
+        self.sharpness = sharpness
+
+    def text(self, word: str) -> np.ndarray:
+        vector = np.zeros(len(self.names), np.float32)
+        vector[self.names.index(word)] = 1.0
+        return vector
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        mean = pixels.reshape(-1, 3).astype(np.float32).mean(0)
+        distance = np.array([np.linalg.norm(mean - np.array(c, np.float32)) for c in COLOURS.values()])
+        weights = np.exp(-((distance / self.sharpness) ** 2)).astype(np.float32)
+        weights = weights + 1e-3
+        return weights / np.linalg.norm(weights)
+
+
+class StandInComponentDetector:
+    """Stand-in for Find on one frame: components of the named colours, scored by colour.
+
+    ``score = 100·e·text − softplus(100·e·neg − 100·e·text)`` with ``e`` the component's colour
+    embedding (:func:`tracker.candidates.clip.combine_scores`, as Find scores crops).
+    """
+
+    def __init__(self, prompt: str, negative: str | None = None) -> None:
+        self.encoder = StandInColourEncoder()
+        self.text = self.encoder.text(prompt)
+        self.negative = None if negative is None else self.encoder.text(negative)
+        self.calls: list[int] = []
+
+    def detect(self, frame_idx: int, frame: np.ndarray) -> list[Detection]:
+        self.calls.append(frame_idx)
+        detections = []
+        for colour in COLOURS.values():
+            for part in connected_components(colour_pixels(frame, colour)):
+                embedding = self.encoder.embed_pixels(frame[part])
+                scores, _ = combine_scores(
+                    embedding[None], self.text, None if self.negative is None else self.negative
+                )
+                detections.append(Detection(part, float(scores[0]), embedding))
+        return detections
+
+    def embed(self, frame: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([self.encoder.embed_pixels(frame[np.asarray(m, bool)]) for m in masks])
+
+
+# ---------------------------------------------------------------------- stand-in SAM 2
+@dataclass
+class _Blob:
+    colour: tuple[int, int, int]
+    mask: np.ndarray
+    velocity: tuple[float, float] = (0.0, 0.0)
+
+
+class StandInBlobTracker:
+    """Stand-in for SAM 2 following colour blobs (see the module docstring); an ObjectTracker."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self.frames = frames
+        self.blobs: dict[int, _Blob] = {}
+        self.prompts: dict[int, tuple[int, np.ndarray]] = {}  # object → (frame, mask) of its last prompt
+        self.object_runs: list[tuple[int, int, int]] = []  # (object, start, last) of each track_object
+        self.history: dict[int, dict[int, np.ndarray]] = {}  # object → frame → the mask it had there
+
+    def begin_leg(self, start_frame: int, step: int) -> None:
+        """A new leg from ``start_frame``: each object restarts from its prompt there, else from
+        its mask on the frame before (in the leg's direction), else empty."""
+        for oid, blob in self.blobs.items():
+            prompt_frame, prompt_mask = self.prompts[oid]
+            before = self.history.get(oid, {}).get(start_frame - step)
+            blob.mask = (
+                prompt_mask.copy()
+                if prompt_frame == start_frame
+                else (before.copy() if before is not None else np.zeros_like(prompt_mask))
+            )
+            blob.velocity = (0.0, 0.0)
+
+    # the forward run (what the session's propagation does)
+    def step(self, frame_idx: int) -> FrameResult:
+        frame = self.frames[frame_idx]
+        moving = {oid: blob for oid, blob in self.blobs.items() if self.prompts[oid][0] != frame_idx}
+        new_masks = self._follow(frame, moving)
+        for oid, mask in new_masks.items():
+            self._update(self.blobs[oid], mask)
+        for oid, blob in self.blobs.items():
+            self.history.setdefault(oid, {})[frame_idx] = blob.mask
+        return self.result(frame_idx)
+
+    def result(self, frame_idx: int) -> FrameResult:
+        ids = tuple(sorted(self.blobs))
+        if not ids:
+            return FrameResult.empty(frame_idx, HEIGHT, WIDTH)
+        masks = np.stack([self.blobs[oid].mask for oid in ids])
+        return FrameResult(frame_idx, ids, masks, np.ones(len(ids), np.float32))
+
+    # ObjectTracker
+    def add_object(self, object_id: int, frame_idx: int, mask: np.ndarray) -> FrameResult:
+        frame = self.frames[frame_idx]
+        colour = _nearest_colour(frame[mask])
+        self.blobs[object_id] = _Blob(colour, mask.copy())
+        self.prompts[object_id] = (frame_idx, mask.copy())
+        self.history.setdefault(object_id, {})[frame_idx] = mask.copy()
+        for oid, blob in self.blobs.items():
+            if oid != object_id:
+                blob.mask = blob.mask & ~mask
+        return self.result(frame_idx)
+
+    def track_object(self, object_id: int, start_frame: int, last_frame: int) -> Iterator[FrameResult]:
+        self.object_runs.append((object_id, start_frame, last_frame))
+        frame_idx, mask = self.prompts[object_id]
+        blob = _Blob(self.blobs[object_id].colour, mask.copy())
+        step = -1 if last_frame < start_frame else 1
+        for f in range(start_frame + step, last_frame + step, step):
+            new = self._follow(self.frames[f], {object_id: blob})[object_id]
+            self._update(blob, new)
+            self.history.setdefault(object_id, {})[f] = blob.mask
+            yield FrameResult(f, (object_id,), blob.mask[None].copy(), np.ones(1, np.float32))
+
+    def remove_object(self, object_id: int) -> None:
+        self.blobs.pop(object_id, None)
+        self.prompts.pop(object_id, None)
+        self.history.pop(object_id, None)
+
+    # blob following
+    def _follow(self, frame: np.ndarray, blobs: dict[int, _Blob]) -> dict[int, np.ndarray]:
+        predicted = {}
+        claims: dict[int, np.ndarray] = {}
+        for oid, blob in blobs.items():
+            if not blob.mask.any():
+                claims[oid] = blob.mask
+                continue
+            dx, dy = (int(round(v)) for v in blob.velocity)
+            guess = dilate(shift(blob.mask, dx, dy), 2)
+            centre = mask_centroid(blob.mask) or (0.0, 0.0)
+            predicted[oid] = (centre[0] + dx, centre[1] + dy)
+            pixels = colour_pixels(frame, blob.colour)
+            claim = np.zeros_like(blob.mask)
+            for part in connected_components(pixels, min_area=1):
+                if (part & guess).any():
+                    claim |= part
+            claims[oid] = claim
+        ids = [oid for oid in claims if oid in predicted]
+        yy, xx = np.mgrid[0 : frame.shape[0], 0 : frame.shape[1]]
+        for i, a in enumerate(ids):
+            for b in ids[i + 1 :]:
+                shared = claims[a] & claims[b]
+                if not shared.any():
+                    continue
+                da = (xx - predicted[a][0]) ** 2 + (yy - predicted[a][1]) ** 2
+                db = (xx - predicted[b][0]) ** 2 + (yy - predicted[b][1]) ** 2
+                claims[a] = claims[a] & ~(shared & (db < da))
+                claims[b] = claims[b] & ~(shared & (da <= db))
+        return claims
+
+    @staticmethod
+    def _update(blob: _Blob, mask: np.ndarray) -> None:
+        before, after = mask_centroid(blob.mask), mask_centroid(mask)
+        if before is not None and after is not None:
+            vx, vy = after[0] - before[0], after[1] - before[1]
+            blob.velocity = (0.5 * blob.velocity[0] + 0.5 * vx, 0.5 * blob.velocity[1] + 0.5 * vy)
+        blob.mask = mask
+
+
+def _nearest_colour(pixels: np.ndarray) -> tuple[int, int, int]:
+    mean = pixels.reshape(-1, 3).astype(np.float32).mean(0)
+    return min(COLOURS.values(), key=lambda c: float(np.linalg.norm(mean - np.array(c, np.float32))))

@@ -1,0 +1,37 @@
+"""Discovery: every instance of the prompt through the whole video, found while tracking.
+
+``config`` (:class:`DiscoveryConfig`), ``records`` (:class:`FoundRecord`: how each object was
+found), ``exemplars`` (:class:`ExemplarBank`, :func:`exemplar_score`), ``matching``
+(:func:`match_tracked`, :func:`assign_exclusive`), ``protocols`` (:class:`Detection`,
+:class:`Detector`, :class:`ObjectTracker`), ``controller`` (:class:`Discovery`, the decisions).
+The real detector (SAM 2 proposals + CLIP crop scores) is :mod:`tracker.discovery.detector`,
+imported on its own (it needs torch).
+"""
+
+from __future__ import annotations
+
+from .config import DEFAULT_EVERY, DiscoveryConfig
+from .controller import CheckReport, Discovery, Sighting
+from .exemplars import ExemplarBank, exemplar_score
+from .matching import assign_exclusive, covered, match_tracked
+from .protocols import Detection, Detector, ObjectTracker
+from .records import KINDS, FoundRecord, clock
+
+__all__ = [
+    "DEFAULT_EVERY",
+    "KINDS",
+    "CheckReport",
+    "Detection",
+    "Detector",
+    "Discovery",
+    "DiscoveryConfig",
+    "ExemplarBank",
+    "FoundRecord",
+    "ObjectTracker",
+    "Sighting",
+    "assign_exclusive",
+    "clock",
+    "covered",
+    "exemplar_score",
+    "match_tracked",
+]
