@@ -96,7 +96,15 @@ def test_tools_are_the_public_endpoints_with_their_docstrings(tmp_path, clip):
         assert track.description.startswith("Find what the prompt describes in a video and track it")
         assert "Returns:" in track.description and "summary" in track.description
         arguments = track.inputSchema["properties"]
-        assert list(arguments) == ["video", "prompt", "negative_prompt", "preset", "max_objects"]
+        assert list(arguments) == [
+            "video",
+            "prompt",
+            "negative_prompt",
+            "preset",
+            "max_objects",
+            "discover",
+            "discover_every",
+        ]
         assert arguments["prompt"]["description"].startswith("what to follow")
         assert "1 to 10" in arguments["max_objects"]["description"]
         assert "fast" in arguments["preset"]["description"]

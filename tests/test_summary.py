@@ -86,3 +86,26 @@ def test_summary_fields(tmp_path):
     )
     assert summary.objects == {1: "red disc", 2: ""} and summary.found == {1: 10, 2: 3}
     assert summary.num_frames == 10 and summary.size == (192, 144) and summary.num_flags is None
+
+
+def test_summary_says_what_discovery_found(tmp_path):
+    found = [
+        {"object_id": 1, "kind": "accepted", "frame": 0, "score": 25.0},
+        {"object_id": 2, "kind": "discovered", "frame": 6, "score": 27.44, "first_frame": 3},
+        {"object_id": 1, "kind": "reacquired", "frame": 8, "score": None, "similarity": 91.0},
+    ]
+    on = {**MANIFEST, "settings": {"discover": True, "discover_every": 4}}
+    text = describe_annotations(
+        make_zip(tmp_path / "a.zip", {"manifest.json": json.dumps({**on, "found": found})})
+    )
+    assert (
+        "Discovery (a check every 4 frames) found object 2 at frame 6 (score 27.4), object 1 again at frame 8."
+        in text
+    ), text
+    text = describe_annotations(
+        make_zip(tmp_path / "b.zip", {"manifest.json": json.dumps({**on, "found": found[:1]})})
+    )
+    assert "Discovery (a check every 4 frames) found no new objects." in text, text
+    off = {**MANIFEST, "settings": {"discover": False, "discover_every": 4}}
+    text = describe_annotations(make_zip(tmp_path / "c.zip", {"manifest.json": json.dumps(off)}))
+    assert "Discovery" not in text, text

@@ -80,3 +80,61 @@ def test_track_endpoint_with_random_weights(tmp_path, small_video):
         check_result(result)
     finally:
         demo.close()
+
+
+@pytest.mark.slow
+def test_track_endpoint_with_discovery_and_random_weights(tmp_path):
+    """/track with discover on: the real path end to end; the summary says what discovery found.
+
+    Random weights decide nothing meaningful, so the test asserts the run, the settings the
+    manifest records and the summary's discovery sentence, not what was found.
+    """
+    import json
+
+    import imageio_ffmpeg
+    import numpy as np
+
+    from tests.standins_discovery import BLUE, RED, Disc, render_scene
+    from tracker.settings import Settings
+    from ui.services import Services
+
+    clip = tmp_path / "enters.mp4"  # a blue disc all along, a red one entering on frame 4
+    frames, _ = render_scene(
+        [Disc(BLUE, 12, lambda f: (90, 30)), Disc(RED, 12, lambda f: None if f < 4 else (4 * f, 60))], 12
+    )
+    writer = imageio_ffmpeg.write_frames(
+        str(clip),
+        (128, 96),
+        fps=8,
+        macro_block_size=1,
+        output_params=["-pix_fmt", "yuv420p"],
+        ffmpeg_log_level="error",
+    )
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    services = Services.from_settings(
+        Settings(random_weights=True, preset="fast", image_size=256, max_size=256), tmp_path / "sessions"
+    )
+    demo, url = launched(services)
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        result = client.predict(
+            video=handle_file(str(clip)), prompt="a red disc", max_objects=3, discover=True, discover_every=2,
+            api_name="/track",
+        )  # fmt: skip
+        check_result(result)
+        overlay, archive, summary = result
+        manifest = json.loads(zipfile.ZipFile(archive).read("manifest.json"))
+        assert manifest["settings"]["discover"] is True and manifest["settings"]["discover_every"] == 2
+        assert "Discovery (a check every 2 frames) found " in summary, summary
+        kinds = {row["kind"] for row in manifest.get("found") or []}
+        assert kinds <= {"accepted", "discovered", "reacquired"} and len(manifest["objects"]) <= 3
+        with pytest.raises(Exception, match="discover_every must be a whole number"):
+            client.predict(
+                video=handle_file(str(clip)), prompt="a red disc", discover=True, discover_every=0.5,
+                api_name="/track",
+            )  # fmt: skip
+    finally:
+        demo.close()

@@ -46,6 +46,9 @@ class AnnotationsSummary:
     objects: dict[int, str] = field(default_factory=dict)  # object id → name
     found: dict[int, int] = field(default_factory=dict)  # object id → frames where it was found
     num_flags: int | None = None
+    discover: bool = False  # the run looked for new objects while tracking
+    discover_every: int | None = None  # frames between two discovery checks
+    discoveries: list[dict[str, Any]] = field(default_factory=list)  # manifest "found" rows not accepted
     random_weights: bool = False
     contents: list[str] = field(default_factory=list)
 
@@ -65,6 +68,8 @@ class AnnotationsSummary:
             count = self.found.get(object_id, 0)
             of = f" of {self.num_frames} frames" if self.num_frames else f" frame{'s' if count != 1 else ''}"
             parts.append(f"Object {object_id} ({name}): found in {count}{of}.")
+        if self.discover or self.discoveries:
+            parts.append(self._discovery_sentence())
         if self.num_flags is not None:
             parts.append(
                 "No frames are flagged for review."
@@ -77,6 +82,21 @@ class AnnotationsSummary:
         if self.contents:
             parts.append("The zip holds " + ", ".join(self.contents) + ".")
         return " ".join(parts)
+
+    def _discovery_sentence(self) -> str:
+        """E.g. "Discovery (a check every 20 frames) found object 2 at frame 31 (score 27.4)."."""
+        every = f" (a check every {self.discover_every} frames)" if self.discover_every else ""
+        if not self.discoveries:
+            return f"Discovery{every} found no new objects."
+        said = []
+        for row in self.discoveries:
+            again = " again" if row.get("kind") == "reacquired" else ""
+            score = _float(row.get("score"))
+            said.append(
+                f"object {row.get('object_id')}{again} at frame {row.get('frame')}"
+                + (f" (score {score:.1f})" if score is not None else "")
+            )
+        return f"Discovery{every} found " + ", ".join(said) + "."
 
 
 def summarize_annotations(path: str | os.PathLike[str]) -> AnnotationsSummary:
@@ -113,6 +133,15 @@ def _read_manifest(summary: AnnotationsSummary, manifest: dict[str, Any]) -> Non
     width, height = _int(video.get("width")), _int(video.get("height"))
     summary.size = (width, height) if width and height else None
     summary.random_weights = bool(manifest.get("random_weights"))
+    settings = manifest.get("settings")
+    if isinstance(settings, dict):
+        summary.discover = bool(settings.get("discover"))
+        summary.discover_every = _int(settings.get("discover_every")) if summary.discover else None
+    summary.discoveries = [
+        row
+        for row in manifest.get("found") or []
+        if isinstance(row, dict) and row.get("kind") in ("discovered", "reacquired")
+    ]
     for item in manifest.get("objects") or []:
         if isinstance(item, dict) and _int(item.get("id")) is not None:
             summary.objects[int(item["id"])] = str(item.get("name") or "")

@@ -157,6 +157,8 @@ class ApiComponents(NamedTuple):
     best: gr.Image
     track: gr.Button
     find: gr.Button
+    discover: gr.Checkbox
+    discover_every: gr.Number
 
 
 @dataclass
@@ -472,6 +474,8 @@ def _api_components() -> ApiComponents:
             best=gr.Image(label="best_candidate", format="png"),
             track=gr.Button("track"),
             find=gr.Button("candidates"),
+            discover=gr.Checkbox(label="discover", value=False),
+            discover_every=gr.Number(label="discover_every", value=None, precision=0),
         )
 
 
@@ -593,7 +597,7 @@ def _wire_api(api: ApiComponents, public: PublicAPI, model: dict) -> None:
     """The two public endpoints, ``/track`` and ``/candidates``."""
     api.track.click(
         gpu(public.track_video, duration=900),
-        [api.video, api.prompt, api.negative, api.preset, api.max_objects],
+        [api.video, api.prompt, api.negative, api.preset, api.max_objects, api.discover, api.discover_every],
         [api.overlay, api.annotations, api.summary],
         api_name="track",
         api_visibility="public",

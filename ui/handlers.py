@@ -12,6 +12,7 @@ the Stop button's cancel flag is seen between frames.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -767,6 +768,8 @@ class Handlers:
         negative_prompt: str | None = None,
         preset: str | None = None,
         max_objects: float | None = None,
+        discover: bool | None = False,
+        discover_every: float | None = None,
     ):
         """Find the prompt in the video, track the best match(es) and return the overlay video and a zip of every annotation.
 
@@ -776,18 +779,24 @@ class Handlers:
             negative_prompt: what not to pick (optional).
             preset: speed/quality preset: fast, balanced, quality or best (optional; default: this machine's).
             max_objects: how many distinct matches on the best frame to follow, 1–10 (optional; default 1).
+            discover: also find new objects while tracking (optional; default off).
+            discover_every: frames between two discovery checks (optional; default the settings').
         Returns:
             overlay: the video with masks, ids and trails drawn (mp4).
             annotations: a zip with PNG masks, COCO, YouTube-VIS, MOT, trajectories, candidates, the flagged frames and the manifest.
         """
         try:
-            return self._api_track(video, prompt, negative_prompt, preset, max_objects)
+            return self._api_track(
+                video, prompt, negative_prompt, preset, max_objects, discover, discover_every
+            )
         except Exception as error:
             from .guard import user_error
 
             raise user_error(error) from None
 
-    def _api_track(self, video, prompt, negative_prompt, preset, max_objects):
+    def _api_track(
+        self, video, prompt, negative_prompt, preset, max_objects, discover=False, discover_every=None
+    ):
         from tracker.pipeline import track_video
 
         if not video:
@@ -798,12 +807,13 @@ class Handlers:
             count = min(max(int(max_objects or 1), 1), 10)
         except (TypeError, ValueError, OverflowError):
             raise InputError("max_objects must be a whole number from 1 to 10.") from None
+        settings = _with_discovery(self.services.settings_for(preset or None), discover, discover_every)
         folder = self.store.new_folder("api")
         try:
             summary = track_video(
                 private_copy(Path(video), folder),
                 folder / "out",
-                self.services.settings_for(preset or None),
+                settings,
                 prompt,
                 negative=negative_prompt or None,
                 max_objects=count,
@@ -816,6 +826,25 @@ class Handlers:
 
 
 # ---------------------------------------------------------------------- small translations
+MAX_DISCOVER_EVERY = 10_000  # frames; /track refuses a longer interval
+
+
+def _with_discovery(settings, discover: bool | None, every: float | None):
+    """``settings`` with /track's ``discover`` / ``discover_every`` (``every`` None: the settings')."""
+    if not discover:
+        return dataclasses.replace(settings, discover=False)
+    if every is None or every == "":
+        return dataclasses.replace(settings, discover=True)
+    try:
+        frames = int(every)
+        whole = float(every) == frames
+    except (TypeError, ValueError, OverflowError):
+        frames, whole = 0, False
+    if not (whole and 1 <= frames <= MAX_DISCOVER_EVERY):
+        raise InputError(f"discover_every must be a whole number of frames from 1 to {MAX_DISCOVER_EVERY}.")
+    return dataclasses.replace(settings, discover=True, discover_every=frames)
+
+
 def private_copy(upload: Path, folder: Path) -> Path:
     """``upload`` as ``folder/video<ext>``: hard-linked when possible, else copied.
 
