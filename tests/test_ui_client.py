@@ -91,29 +91,11 @@ def test_track_endpoint_with_discovery_and_random_weights(tmp_path):
     """
     import json
 
-    import imageio_ffmpeg
-    import numpy as np
-
-    from tests.standins_discovery import BLUE, RED, Disc, render_scene
+    from tests.standins_discovery import entering_scene, write_scene
     from tracker.settings import Settings
     from ui.services import Services
 
-    clip = tmp_path / "enters.mp4"  # a blue disc all along, a red one entering on frame 4
-    frames, _ = render_scene(
-        [Disc(BLUE, 12, lambda f: (90, 30)), Disc(RED, 12, lambda f: None if f < 4 else (4 * f, 60))], 12
-    )
-    writer = imageio_ffmpeg.write_frames(
-        str(clip),
-        (128, 96),
-        fps=8,
-        macro_block_size=1,
-        output_params=["-pix_fmt", "yuv420p"],
-        ffmpeg_log_level="error",
-    )
-    writer.send(None)
-    for frame in frames:
-        writer.send(np.ascontiguousarray(frame))
-    writer.close()
+    clip = write_scene(tmp_path / "enters.mp4", entering_scene(), 12)  # a red disc enters on frame 4
     services = Services.from_settings(
         Settings(random_weights=True, preset="fast", image_size=256, max_size=256), tmp_path / "sessions"
     )
