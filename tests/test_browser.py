@@ -274,6 +274,96 @@ def test_brush_stop_and_track_again_in_a_browser(tmp_path, monkeypatch):
     assert "16 frames tracked" in seen["tracked_again"]
 
 
+def track_with_discovery(page, url: str, video: Path, shots: list[Path], timeout_s: float = 90) -> dict:
+    """Find, pick the first candidate, turn on "Find new ones while tracking" (every 2 frames), track."""
+    flow = Flow(page, shots, timeout_s)
+    try:
+        return _track_with_discovery(page, url, video, flow)
+    except Exception as error:
+        page.screenshot(path=str(shots[0] / "failed.png"), full_page=True)
+        said = {
+            sel: page.locator(sel).inner_text() for sel in ("#find-status", "#refine-status", "#track-status")
+        }
+        raise AssertionError(f"{error}; the page says {said}") from None
+
+
+def _track_with_discovery(page, url: str, video: Path, flow: Flow) -> dict:
+    page.goto(url)
+    page.wait_for_selector("#find-btn")
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    flow.wait_text("#estimate", "frames")
+    page.locator("#prompt input, #prompt textarea").first.fill("red")
+    page.locator("#negative-prompt input, #negative-prompt textarea").first.fill("blue")
+    page.locator("#find-btn").click()
+    page.wait_for_selector("#candidates img", timeout=flow.timeout_ms)
+    page.locator("#candidates img").first.click()
+    page.wait_for_selector("#object-legend .chip", timeout=flow.timeout_ms)
+    page.locator("#discover input[type=checkbox]").check()
+    page.locator("#discover-every input").fill("2")
+    page.locator("#track-btn").click()
+    status = flow.wait_text("#track-status", "Done:")
+    flow.no_error_toast()
+    flow.wait_text("#review-status", "frames tracked.")
+    flow.shot("discovery", "#step-track")
+    return {
+        "status": status,
+        "chips": page.locator("#object-legend .chip").all_inner_texts(),
+        "review": page.locator("#step-review").inner_text(),
+    }
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_discovery_switch_in_a_browser(tmp_path):
+    """The switch with the real models (random weights) and a stand-in detector that sees colour.
+
+    Random weights cannot tell a red disc from the background, so discovery's detector is the
+    named stand-in (tests/standins_discovery.py). The random-weight SAM 2 mask of the accepted
+    candidate is a grid over much of the frame and can cover the entering red disc (then it is
+    "matched", nothing new), so the test asserts that the switch and the interval reach the run
+    (checks every 2 frames), not that a new object is found; when one is, the status line names it.
+    """
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from tests.standins_discovery import StandInComponentDetector, entering_scene, write_scene
+    from tracker.settings import Settings
+    from ui.app import build_demo, launch_style
+    from ui.services import Services
+
+    clip = write_scene(tmp_path / "enters.mp4", entering_scene(), 16)
+    services = Services.from_settings(
+        Settings(random_weights=True, preset="fast", image_size=256, max_size=256), tmp_path / "sessions"
+    )
+    opener = services.open_workspace
+
+    def open_with_standin(*args, **kwargs):
+        ws = opener(*args, **kwargs)
+        ws.discovery_detector = lambda workspace: StandInComponentDetector("red", "blue")
+        return ws
+
+    services.open_workspace = open_with_standin
+    demo = build_demo(services)
+    port = free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_style())
+    try:
+        with playwright_api.sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport=VIEWPORT)
+            seen = track_with_discovery(
+                page, f"http://127.0.0.1:{port}/", clip, [tmp_path / "shots", SCREENSHOTS]
+            )
+            (session,) = demo.session_store.live()  # before the tab closes and takes it along
+            discovery = session.workspace.last_discovery
+            found = [r for r in session.workspace.found if r.kind != "accepted"]
+            browser.close()
+    finally:
+        demo.close()
+    assert "16 frames tracked" in seen["status"], seen
+    assert discovery is not None and discovery.config.every == 2
+    assert len(discovery.reports) >= 3, discovery.reports  # 16 frames, a check every 2
+    assert ("Found while tracking" in seen["status"]) == bool(found), seen
+    assert len(seen["chips"]) == 1 + sum(r.kind == "discovered" for r in found), seen
+
+
 def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
