@@ -15,6 +15,7 @@ video's size and length when given ``expect``.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import re
@@ -42,7 +43,6 @@ from .untrusted import (
     check_segmentation,
     check_shape,
     open_zip,
-    parse_json,
     png_header,
     read_file,
     read_member,
@@ -238,11 +238,15 @@ def read_png_masks(
 # ---------------------------------------------------------------------------- COCO and YouTube-VIS
 def _load_json(path: Path, what: str, limits: Limits) -> Any:
     if not path.is_file():
-        raise InputError(f"The {what} file {path.name} does not exist.")
+        raise InputError(f"The {what or 'annotation'} file {path.name} does not exist.")
     try:
-        return parse_json(read_file(path, limits.max_json_bytes, f"{what} file"), path.name)
-    except OSError as exc:
-        raise InputError(f"{path.name} is not a readable {what} JSON file ({exc}).") from exc
+        raw = read_file(path, limits.max_json_bytes, f"{what or 'annotation'} file")
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise UntrustedInput(f"{path.name} nests too deeply to be an annotation file.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        kind = f"{what} JSON" if what else "JSON"
+        raise InputError(f"{path.name} is not a readable {kind} file ({exc}).") from exc
 
 
 def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray | None:
@@ -376,7 +380,7 @@ _JSON_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, Ove
 def _parse_json_annotations(
     path: Path, expect: Expect | None, limits: Limits, kind: str | None = None
 ) -> _Parsed:
-    data = _load_json(path, {"coco": "COCO", "ytvis": "YouTube-VIS"}.get(kind or "", "annotation"), limits)
+    data = _load_json(path, {"coco": "COCO", "ytvis": "YouTube-VIS"}.get(kind or "", ""), limits)
     if kind is None:
         kind = "ytvis" if isinstance(data, list) or (isinstance(data, dict) and "videos" in data) else "coco"
     what = "COCO" if kind == "coco" else "YouTube-VIS"

@@ -450,8 +450,9 @@ def _check_size(store: ResultStore, expect: tuple[int, int, int] | None, source:
     found = (store.width, store.height, store.num_frames)
     if expect is not None and found != tuple(expect):
         raise ProjectError(
-            f"{source} holds results for {store.width}×{store.height}, {store.num_frames} frames, but the "
-            f"open video is {expect[0]}×{expect[1]}, {expect[2]} frames: the file is damaged or for another video."
+            f"{source} holds results that do not match the video ({store.width}×{store.height}, "
+            f"{store.num_frames} frames; the video is {expect[0]}×{expect[1]}, {expect[2]} frames): "
+            "the file is damaged or for another video."
         )
     if store.width * store.height > MAX_PIXELS:
         raise ProjectError(
