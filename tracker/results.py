@@ -445,6 +445,18 @@ class ResultStore:
         return {"size": [self.height, self.width], "counts": _counts(entry)}
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (Linux); 0o022 where it cannot be read."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
 def _check_size(store: ResultStore, expect: tuple[int, int, int] | None, source: str) -> None:
     """The header's size and length against the open video (or, without one, the pixel cap)."""
     found = (store.width, store.height, store.num_frames)
@@ -474,7 +486,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are ordinary user files
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; results follow the umask
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

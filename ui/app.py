@@ -30,6 +30,7 @@ EXAMPLES = [  # (file in assets/, prompt, label on the button)
     ("two_cars.mp4", "yellow car", "Two cars · “yellow car”"),
 ]
 MODEL = "model"  # concurrency group of every event that runs a model
+FILES = "files"  # opening projects and importing annotations: file work, outside the model slot
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 
 
@@ -383,7 +384,8 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
                             trigger_mode="always_last", **PRIVATE)  # fmt: skip
         fix_btn.click(rv.fix_frame, [session, review_slider], refine_out, scroll_to_output=True, **PRIVATE)
 
-        open_event = open_btn.upload(gpu(h.open_project), [session, open_btn], refine_out, **model, **PRIVATE)
+        files = {"concurrency_id": FILES, "concurrency_limit": 2}
+        open_event = open_btn.upload(gpu(h.open_project), [session, open_btn], refine_out, **files, **PRIVATE)
         (
             open_event.success(h.find_view, [session], find_out, **PRIVATE)
             .then(gpu(rv.check), [session], review_out, **model, **PRIVATE)
@@ -394,7 +396,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
             rv, review_tools, timeline, import_btn, session=session, review_slider=review_slider,
             review_image=review_view, review_status=review_status, mode=mode, refine_status=refine_status,
             refine_out=refine_out, review_out=review_out, download_out=download_out, result_video=result_video,
-            model=model, private=PRIVATE,
+            model=model, private=PRIVATE, files=files,
         )  # fmt: skip
 
         api_trigger.click(
@@ -415,7 +417,8 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
         )
 
         def close_tab(request: gr.Request) -> None:
-            store.close(getattr(request, "session_hash", None))
+            # fired whenever the page's connection ends, not only on close: mark, never delete
+            store.unload(getattr(request, "session_hash", None))
 
         demo.unload(close_tab)
     # light events (previews, renames) run side by side; model work is limited by its own group

@@ -779,8 +779,12 @@ def wire(
     result_video: gr.Video,
     model: dict[str, Any],
     private: dict[str, Any],
+    files: dict[str, Any] | None = None,
 ) -> None:
-    """Connect the loop's components (the page's own events are wired in ``ui.app``)."""
+    """Connect the loop's components (the page's own events are wired in ``ui.app``).
+
+    ``files`` is the concurrency group of file work (the import), kept out of the model slot.
+    """
     h = rv.h
     frame_out = [review_slider, review_image, review_status, timeline_image, tools.flags]
     flag_inputs = [session, review_slider, tools.flag_filter]
@@ -820,7 +824,7 @@ def wire(
     )
     (
         import_button.upload(
-            gpu(rv.import_annotations), [session, import_button], refine_out, **model, **private
+            gpu(rv.import_annotations), [session, import_button], refine_out, **(files or model), **private
         )
         .success(gpu(rv.check), [session], review_out, **model, **private)
         .then(rv.prepare_downloads, [session], download_out, **private)
