@@ -139,7 +139,7 @@ def test_hostile_files_leave_the_open_work_unchanged(tmp_path, small_video):
     settings = Settings(random_weights=True, device="cpu", image_size=256, top_frames=1, offline=True)
     with Workspace.open(small_video, shared_hub(), settings, tmp_path / "work") as ws:
         obj = ws.add_object("disc")
-        ws.add_click(obj.object_id, 2, (40.0, 40.0))
+        ws.add_click(obj.object_id, 2, 40.0, 40.0)
         before = (ws.history(), dict(ws.objects), ws.store.copy())
         opened = hostile.Video(ws.info.width, ws.info.height, ws.info.num_frames)
         for name in ("coco_huge_rle", "ytvis_length", "davis_many_ids", "png_bomb", "coco_rle_overflow"):
