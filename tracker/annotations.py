@@ -14,6 +14,7 @@ video's size and length when given ``expect``.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -165,7 +166,7 @@ def _png_sources(source: Path, limits: Limits) -> tuple[list[tuple[str, Callable
             raise UntrustedInput(
                 f"{source.name} holds {len(files)} PNGs, over the {limits.max_frames} allowed."
             )
-        return [(file.name, lambda file=file: read_file(file, cap, "PNG mask")) for file in files], None
+        return [(file.name, functools.partial(read_file, file, cap, "PNG mask")) for file in files], None
     if zipfile.is_zipfile(source):
         archive = open_zip(source, limits)
         pngs = sorted(
@@ -178,7 +179,9 @@ def _png_sources(source: Path, limits: Limits) -> tuple[list[tuple[str, Callable
             raise UntrustedInput(
                 f"{source.name} holds {len(chosen)} PNGs, over the {limits.max_frames} allowed."
             )
-        return [(name, lambda name=name: read_member(archive, name, cap, limits)) for name in chosen], archive
+        return [
+            (name, functools.partial(read_member, archive, name, cap, limits)) for name in chosen
+        ], archive
     raise InputError(f"{source.name} is neither a folder of PNG masks nor a zip file.")
 
 
