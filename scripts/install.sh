@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the tracker into ./.venv. Usage: bash scripts/install.sh [--dev]
-#   --dev   also installs the test tools (pytest, ruff, playwright) and, as root on Debian/Ubuntu,
+#   --dev   also installs the test tools (pytest, ruff, mypy, playwright) and, as root on Debian/Ubuntu,
 #           the system packages the browser tests use (chromium, ffmpeg).
 # Order matters: torch first, then sam2 built against that torch (SAM2_BUILD_CUDA=0 and
 # --no-build-isolation, or pip would fetch a second, CUDA torch of several GB just to build it),

@@ -22,9 +22,10 @@ import imageio_ffmpeg
 import numpy as np
 
 from tracker.errors import InputError, VideoError
+from tracker.flags import Flag
 from tracker.masks import mask_box
 from tracker.settings import Settings
-from tracker.types import Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
+from tracker.types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 from tracker.workspace import FindEvent, TrackEvent
 
 PRESET_NAMES = ("fast", "balanced", "quality")
@@ -125,7 +126,11 @@ class Mp4Writer:
 
 
 class StandInWorkspace:
-    """Same interface as :class:`tracker.workspace.Workspace`; fake masks, no models."""
+    """Same interface as :class:`tracker.workspace.Workspace`; fake masks, no models.
+
+    ``tests/test_workspace_protocol.py`` holds it to ``ui.protocols.WorkspaceLike``: the same
+    signatures, written the same way, for every member the UI uses.
+    """
 
     find_delay = 0.0  # seconds per ranked frame, to exercise streaming
     track_delay = 0.0  # seconds per tracked frame, to exercise Stop
@@ -212,7 +217,7 @@ class StandInWorkspace:
         self._history.append((copy.deepcopy(self.objects), copy.deepcopy(self._prompts)))
         self._redo.clear()
 
-    def add_object(self, name: str | None = None, color=None) -> TrackedObject:
+    def add_object(self, name: str | None = None, color: tuple[int, int, int] | None = None) -> TrackedObject:
         with self._lock:
             self._snapshot()
             object_id = max(self.objects, default=0) + 1
@@ -298,7 +303,7 @@ class StandInWorkspace:
             labels.append(1 if positive else 0)
             return self._set_prompt(FramePrompt(object_id, frame_idx, points, labels, box=box))
 
-    def set_box(self, object_id: int, frame_idx: int, box) -> FrameResult:
+    def set_box(self, object_id: int, frame_idx: int, box: Box) -> FrameResult:
         with self._lock:
             self._check(object_id, frame_idx)
             x0, y0, x1, y1 = (float(v) for v in box)
@@ -385,7 +390,12 @@ class StandInWorkspace:
         return FrameResult(frame_idx, tuple(ids), np.stack(masks), np.ones(len(ids), np.float32))
 
     def track(
-        self, start_frame=None, end_frame=None, direction="both", cancel=None, overlay_path=None
+        self,
+        start_frame: int | None = None,
+        end_frame: int | None = None,
+        direction: str = "both",
+        cancel: threading.Event | None = None,
+        overlay_path: Path | None = None,
     ) -> Iterator[TrackEvent]:
         with self._lock:
             if not self.objects:
@@ -495,7 +505,7 @@ class StandInWorkspace:
             self._stale.difference_update(targets)
         self.last_overlay = None
 
-    def flags(self, with_clip: bool = True, every_seconds: float = 0.5):
+    def flags(self, with_clip: bool = True, every_seconds: float = 0.5) -> list[Flag]:
         """The real detectors over the stand-in's masks (no CLIP here)."""
         from tracker.flags import flags_from_store
 
@@ -537,7 +547,9 @@ class StandInWorkspace:
         return path
 
     # -- outputs
-    def export(self, out_dir: Path, formats: list[str] | None = None, *, flags=None) -> dict[str, Path]:
+    def export(
+        self, out_dir: Path, formats: list[str] | None = None, *, flags: list[Flag] | None = None
+    ) -> dict[str, Path]:
         """Fake files under the real names, plus the real flags files (as the real export)."""
         from tracker.flags import write_flags_csv, write_flags_json
 

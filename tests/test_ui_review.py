@@ -70,15 +70,15 @@ def planted_json(folder: Path, kind: str) -> Path:
 
 
 def opened(rv: ReviewLoop, small_video: Path) -> UISession:
-    session, _ = rv.h.on_video(None, str(small_video), "balanced")
+    session, _ = rv.handlers.on_video(None, str(small_video), "balanced")
     return session
 
 
 def tracked(rv: ReviewLoop, small_video: Path) -> UISession:
     session = opened(rv, small_video)
-    list(rv.h.find(session, str(small_video), "red disc", "", "balanced"))
-    rv.h.pick_candidate(session, select(0))
-    list(rv.h.track(session, "both"))
+    list(rv.handlers.find(session, str(small_video), "red disc", "", "balanced"))
+    rv.handlers.pick_candidate(session, select(0))
+    list(rv.handlers.track(session, "both"))
     rv.check(session)
     return session
 
@@ -192,7 +192,7 @@ def test_moving_frame_by_frame_and_by_the_strip(rv, small_video, tmp_path):
 def test_removed_objects_take_their_flags_along(rv, small_video, tmp_path):
     session = imported(rv, small_video, tmp_path)
     session.object_id = 2
-    rv.h.remove_object(session)
+    rv.handlers.remove_object(session)
     assert all(v == gr.skip() for v in rv.next_flag(session, 0, review.EVERY_OBJECT))
     assert "Nothing flagged" in rv.review_view(session).flags
 
@@ -242,7 +242,7 @@ def test_retrack_reports_fewer_frames_than_the_video(rv, small_video):
 
 def test_retrack_needs_a_tracked_video(rv, small_video):
     session = opened(rv, small_video)
-    rv.h.click(session, select([80, 60]))
+    rv.handlers.click(session, select([80, 60]))
     with pytest.raises(gr.Error) as raised:
         list(rv.retrack(session))
     assert "Track" in raised.value.message

@@ -51,7 +51,7 @@ class Edit:
             frame_idx=data.get("frame_idx"),
             prompt=data.get("prompt"),
             name=data.get("name"),
-            color=tuple(color) if color else None,  # type: ignore[arg-type]
+            color=tuple(color) if color else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

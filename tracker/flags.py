@@ -261,25 +261,48 @@ def stats_from_masks(
 def _track_flags(
     object_id: int, frames: Sequence[int], series: Mapping[int, MaskStats | None], th: FlagThresholds
 ) -> list[Flag]:
-    wanted = set(th.reasons)
+    walk = _TrackWalk(object_id, th)
     flags: list[Flag] = []
-    seen = False  # present on some earlier frame
-    present_before = False  # present on the previous tracked frame
-    vanished_at: int | None = None
-    areas: deque[float] = deque(maxlen=th.history)
-    area_ready = False
-    speeds: deque[float] = deque(maxlen=th.history)
-    prev_frame: int | None = None
-    prev_centroid: Point | None = None
-    fast_origin: Point | None = None  # where a run of too-fast steps started
     for frame in frames:
         stats = series.get(frame)
-        if stats is None or stats.area < th.min_area:  # absent
-            if present_before:
-                vanished_at = frame
-            present_before = False
-            continue
-        if stats.score is not None and stats.score < th.min_score and LOW_SCORE in wanted:
+        if stats is None or stats.area < th.min_area:
+            walk.absent(frame)
+        else:
+            flags += walk.present(frame, stats)
+    if walk.vanished_at is not None and VANISHED in walk.wanted:
+        flags.append(
+            _vanished_flag(object_id, walk.vanished_at, frames[-1] - walk.vanished_at + 1, back=False)
+        )
+    return flags
+
+
+class _TrackWalk:
+    """One object's track walked frame by frame: what :func:`_track_flags` remembers between frames."""
+
+    def __init__(self, object_id: int, th: FlagThresholds) -> None:
+        self.object_id = object_id
+        self.th = th
+        self.wanted = set(th.reasons)
+        self.seen = False  # present on some earlier frame
+        self.present_before = False  # present on the previous tracked frame
+        self.vanished_at: int | None = None
+        self.areas: deque[float] = deque(maxlen=th.history)
+        self.area_ready = False
+        self.speeds: deque[float] = deque(maxlen=th.history)
+        self.prev_frame: int | None = None
+        self.prev_centroid: Point | None = None
+        self.fast_origin: Point | None = None  # where a run of too-fast steps started
+
+    def absent(self, frame: int) -> None:
+        if self.present_before:
+            self.vanished_at = frame
+        self.present_before = False
+
+    def present(self, frame: int, stats: MaskStats) -> list[Flag]:
+        """The flags of a frame the object is on, in order: low score, then back / size / speed."""
+        th, object_id = self.th, self.object_id
+        flags: list[Flag] = []
+        if stats.score is not None and stats.score < th.min_score and LOW_SCORE in self.wanted:
             flags.append(
                 Flag(
                     frame,
@@ -290,34 +313,46 @@ def _track_flags(
                     f"(presence {stats.score:.2f}, below {th.min_score:.2f}).",
                 )
             )
-        if seen and not present_before:
-            # Back after an absence: flag it, and restart the area level (an object coming out
-            # of an occlusion may be partly hidden); the reappearance step is not a speed.
-            away = frame - (vanished_at if vanished_at is not None else frame)
-            if VANISHED in wanted and vanished_at is not None:
-                flags.append(_vanished_flag(object_id, vanished_at, away))
-            if REAPPEARED in wanted:
-                flags.append(
-                    Flag(
-                        frame,
-                        object_id,
-                        REAPPEARED,
-                        float(away),
-                        f"Object {object_id} is back at frame {frame} after {away} frame(s) "
-                        "away; check it is the same object.",
-                    )
-                )
-            vanished_at = None
-            areas.clear()
-            areas.append(float(stats.area))
-            area_ready = len(areas) >= th.min_history
-            present_before = True
-            prev_frame, prev_centroid, fast_origin = frame, stats.centroid, None
-            continue
-        seen = present_before = True
+        if self.seen and not self.present_before:
+            return flags + self._back(frame, stats)
+        self.seen = self.present_before = True
+        reference_area = float(np.median(self.areas)) if self.areas else float(stats.area)
+        flags += self._area_step(frame, stats, reference_area)
+        flags += self._speed_step(frame, stats, reference_area)
+        self.prev_frame, self.prev_centroid = frame, stats.centroid
+        return flags
 
-        reference_area = float(np.median(areas)) if areas else float(stats.area)
-        if area_ready and AREA_JUMP in wanted:
+    def _back(self, frame: int, stats: MaskStats) -> list[Flag]:
+        """Back after an absence: flag it, and restart the area level (an object coming out of an
+        occlusion may be partly hidden); the reappearance step is not a speed."""
+        object_id = self.object_id
+        flags: list[Flag] = []
+        away = frame - (self.vanished_at if self.vanished_at is not None else frame)
+        if VANISHED in self.wanted and self.vanished_at is not None:
+            flags.append(_vanished_flag(object_id, self.vanished_at, away))
+        if REAPPEARED in self.wanted:
+            flags.append(
+                Flag(
+                    frame,
+                    object_id,
+                    REAPPEARED,
+                    float(away),
+                    f"Object {object_id} is back at frame {frame} after {away} frame(s) "
+                    "away; check it is the same object.",
+                )
+            )
+        self.vanished_at = None
+        self.areas.clear()
+        self.areas.append(float(stats.area))
+        self.area_ready = len(self.areas) >= self.th.min_history
+        self.present_before = True
+        self.prev_frame, self.prev_centroid, self.fast_origin = frame, stats.centroid, None
+        return flags
+
+    def _area_step(self, frame: int, stats: MaskStats, reference_area: float) -> list[Flag]:
+        th, object_id = self.th, self.object_id
+        flags: list[Flag] = []
+        if self.area_ready and AREA_JUMP in self.wanted:
             ratio = stats.area / reference_area
             if ratio > th.area_factor or ratio < 1 / th.area_factor:
                 verb = "grew" if ratio > 1 else "shrank"
@@ -331,54 +366,43 @@ def _track_flags(
                         f"{frame} ({stats.area} px, usually {reference_area:.0f} px).",
                     )
                 )
-                areas.clear()  # the new size is the reference from now on
-        areas.append(float(stats.area))
-        area_ready = area_ready or len(areas) >= th.min_history
+                self.areas.clear()  # the new size is the reference from now on
+        self.areas.append(float(stats.area))
+        self.area_ready = self.area_ready or len(self.areas) >= th.min_history
+        return flags
 
-        if stats.centroid is not None and prev_centroid is not None and prev_frame is not None:
-            step = math.dist(stats.centroid, prev_centroid)
-            speed = step / (frame - prev_frame)
-            if len(speeds) >= th.min_history and TOO_FAST in wanted:
-                limit = max(
-                    th.speed_factor * float(np.median(speeds)),
-                    th.speed_floor_size * math.sqrt(reference_area),
-                    th.speed_floor_px,
-                )
-                if speed <= limit:
-                    speeds.append(speed)
-                    fast_origin = None
-                elif fast_origin is None:
-                    flags.append(
-                        Flag(
-                            frame,
-                            object_id,
-                            TOO_FAST,
-                            speed,
-                            f"Object {object_id} jumped {step:.0f} px at frame {frame}, more than the "
-                            f"{limit:.0f} px per frame its track allows.",
-                        )
-                    )
-                    fast_origin = prev_centroid
-                elif math.dist(stats.centroid, fast_origin) < math.dist(prev_centroid, fast_origin) / 2:
-                    flags.append(
-                        Flag(
-                            frame,
-                            object_id,
-                            TOO_FAST,
-                            speed,
-                            f"Object {object_id} jumped back {step:.0f} px at frame {frame}.",
-                        )
-                    )
-                    fast_origin = None
-                else:
-                    speeds.append(speed)  # it keeps going: a real speed-up, let the level follow
-            else:
-                speeds.append(speed)
-        prev_frame, prev_centroid = frame, stats.centroid
-
-    if vanished_at is not None and VANISHED in wanted:
-        flags.append(_vanished_flag(object_id, vanished_at, frames[-1] - vanished_at + 1, back=False))
-    return flags
+    def _speed_step(self, frame: int, stats: MaskStats, reference_area: float) -> list[Flag]:
+        th, object_id = self.th, self.object_id
+        previous = self.prev_centroid
+        if stats.centroid is None or previous is None or self.prev_frame is None:
+            return []
+        step = math.dist(stats.centroid, previous)
+        speed = step / (frame - self.prev_frame)
+        if len(self.speeds) < th.min_history or TOO_FAST not in self.wanted:
+            self.speeds.append(speed)
+            return []
+        limit = max(
+            th.speed_factor * float(np.median(self.speeds)),
+            th.speed_floor_size * math.sqrt(reference_area),
+            th.speed_floor_px,
+        )
+        if speed <= limit:
+            self.speeds.append(speed)
+            self.fast_origin = None
+            return []
+        if self.fast_origin is None:
+            self.fast_origin = previous
+            message = (
+                f"Object {object_id} jumped {step:.0f} px at frame {frame}, more than the "
+                f"{limit:.0f} px per frame its track allows."
+            )
+            return [Flag(frame, object_id, TOO_FAST, speed, message)]
+        if math.dist(stats.centroid, self.fast_origin) < math.dist(previous, self.fast_origin) / 2:
+            self.fast_origin = None
+            message = f"Object {object_id} jumped back {step:.0f} px at frame {frame}."
+            return [Flag(frame, object_id, TOO_FAST, speed, message)]
+        self.speeds.append(speed)  # it keeps going: a real speed-up, let the level follow
+        return []
 
 
 def _vanished_flag(object_id: int, frame: int, away: int, back: bool = True) -> Flag:

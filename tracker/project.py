@@ -58,13 +58,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .errors import InputError, ProjectError
 from .masks import mask_to_json
 from .results import ResultStore, atomic_write, decode_rle
 from .settings import Settings
-from .types import FramePrompt, TrackedObject, VideoInfo, color_for
+from .types import Box, FramePrompt, TrackedObject, VideoInfo, color_for
 from .untrusted import (
     DEFAULT_LIMITS,
     Limits,
@@ -230,7 +230,7 @@ def prompt_from_dict(data: dict[str, Any]) -> FramePrompt:
         int(data["frame_idx"]),
         points=[(float(x), float(y)) for x, y in data.get("points") or []],
         labels=[int(label) for label in data.get("labels") or []],
-        box=None if box is None else tuple(float(v) for v in box),
+        box=None if box is None else cast(Box, tuple(float(v) for v in box)),  # FramePrompt.validate checks 4
         mask=None if mask is None else decode_rle(mask),
     )
 

@@ -104,7 +104,9 @@ def describe_annotations(path: str | os.PathLike[str]) -> str:
 
 
 def _read_manifest(summary: AnnotationsSummary, manifest: dict[str, Any]) -> None:
-    video = manifest.get("video") if isinstance(manifest.get("video"), dict) else {}
+    video = manifest.get("video")
+    if not isinstance(video, dict):
+        video = {}
     summary.prompt = manifest.get("prompt") or None
     summary.num_frames = _int(video.get("num_frames"))
     summary.fps = _float(video.get("fps"))

@@ -169,20 +169,23 @@ def _clockwise_rotation(frame: av.VideoFrame, name: str) -> int:
     return (-90 * quarter) % 360
 
 
-def _scan(path: Path) -> _Scan:
-    """Demux every packet of the video stream (reads the file once, no decoding) and decode frame 0.
+@dataclass(frozen=True)
+class _Demuxed:
+    """One pass over the video stream's packets (no decoding)."""
 
-    When the demuxer reports damage (a short read, a corrupt packet), the tail from the keyframe
-    before the damage is decoded too, so ``num_frames`` counts only frames that really decode.
-    """
+    stream_index: int
+    codec: str
+    has_audio: bool
+    time_base: Fraction
+    average_rate: Fraction | None
+    packets: list[tuple[int | None, bool, bool]]  # (pts, keyframe, corrupt) of each non-empty packet
+    damaged: bool  # the demuxer stopped early
+
+
+def _demux(path: Path) -> _Demuxed:
     name = path.name
     with _open_container(path) as container:
         stream = _video_stream(container, path)
-        stream_index = stream.index
-        codec = stream.codec_context.name
-        has_audio = bool(container.streams.audio)
-        time_base = stream.time_base or Fraction(1, 1)
-        average_rate = stream.average_rate
         packets: list[tuple[int | None, bool, bool]] = []
         damaged = False
         demux = container.demux(stream)
@@ -197,46 +200,41 @@ def _scan(path: Path) -> _Scan:
                 break
             if packet.size:
                 packets.append((packet.pts, bool(packet.is_keyframe), bool(packet.is_corrupt)))
+        demuxed = _Demuxed(
+            stream_index=stream.index,
+            codec=stream.codec_context.name,
+            has_audio=bool(container.streams.audio),
+            time_base=stream.time_base or Fraction(1, 1),
+            average_rate=stream.average_rate,
+            packets=packets,
+            damaged=damaged,
+        )
     if not packets:
         raise VideoError(f"{name} contains no video frames (it is empty or truncated); upload it again.")
+    return demuxed
 
+
+def _scan(path: Path) -> _Scan:
+    """Demux every packet of the video stream (reads the file once, no decoding) and decode frame 0.
+
+    When the demuxer reports damage (a short read, a corrupt packet), the tail from the keyframe
+    before the damage is decoded too, so ``num_frames`` counts only frames that really decode.
+    """
+    name = path.name
+    demuxed = _demux(path)
+    packets = demuxed.packets
     pts_list = [p for p, _, _ in packets if p is not None]
     indexed = len(pts_list) == len(packets) and len(set(pts_list)) == len(pts_list)
     if not indexed:
         logger.info("%s: the video stream has no usable timestamps; frames are read in decode order", name)
     order = sorted(pts_list) if indexed else list(range(len(packets)))
-    keyframe_pts = {p for p, key, _ in packets if key} if indexed else {0}
+    keyframe_pts = {p for p, key, _ in packets if key and p is not None} if indexed else {0}
     corrupt_pts = [p for p, _, bad in packets if bad and p is not None] if indexed else []
-    damaged = damaged or any(bad for _, _, bad in packets)
-
-    def build(frame_pts: list[int], first_frame: av.VideoFrame) -> _Scan:
-        keyframes = tuple(i for i, p in enumerate(frame_pts) if p in keyframe_pts) if indexed else (0,)
-        if indexed:
-            times = tuple(float((p - frame_pts[0]) * time_base) for p in frame_pts)
-        else:
-            rate = float(average_rate) if average_rate else 25.0
-            times = tuple(i / rate for i in range(len(frame_pts)))
-        fps = float(average_rate) if average_rate and average_rate > 0 else 0.0
-        if fps <= 0 and len(times) > 1 and times[-1] > times[0]:
-            fps = (len(times) - 1) / (times[-1] - times[0])
-        return _Scan(
-            path=str(path),
-            stream_index=stream_index,
-            num_frames=len(frame_pts),
-            pts=tuple(frame_pts) if indexed else None,
-            keyframes=keyframes or (0,),
-            times=times,
-            fps=fps if fps > 0 else 25.0,
-            codec=codec,
-            has_audio=has_audio,
-            rotation=_clockwise_rotation(first_frame, name),
-            width=first_frame.width,
-            height=first_frame.height,
-        )
+    damaged = demuxed.damaged or any(bad for _, _, bad in packets)
 
     # Decode the first frame: proves the stream decodes and carries the display rotation.
     with _open_container(path) as container:
-        stream = container.streams[stream_index]
+        stream = container.streams[demuxed.stream_index]
         first = next(_decoded_frames(container, stream, name), None)
         if first is None:
             raise VideoError(
@@ -253,11 +251,46 @@ def _scan(path: Path) -> _Scan:
         if indexed:
             # Frames before the first decodable one (a stream cut mid-GOP) are never shown.
             order = order[bisect.bisect_left(order, first.pts) :]
-    scan = build(order, first)
+    scan = _build_scan(path, demuxed, order, first, indexed, keyframe_pts)
 
     if damaged:
         scan = _drop_undecodable_tail(scan, corrupt_pts)
     return scan
+
+
+def _build_scan(
+    path: Path,
+    demuxed: _Demuxed,
+    frame_pts: list[int],
+    first_frame: av.VideoFrame,
+    indexed: bool,
+    keyframe_pts: set[int],
+) -> _Scan:
+    """The scan of frames ``frame_pts`` (timestamps when ``indexed``, else decode positions)."""
+    average_rate = demuxed.average_rate
+    keyframes = tuple(i for i, p in enumerate(frame_pts) if p in keyframe_pts) if indexed else (0,)
+    if indexed:
+        times = tuple(float((p - frame_pts[0]) * demuxed.time_base) for p in frame_pts)
+    else:
+        rate = float(average_rate) if average_rate else 25.0
+        times = tuple(i / rate for i in range(len(frame_pts)))
+    fps = float(average_rate) if average_rate and average_rate > 0 else 0.0
+    if fps <= 0 and len(times) > 1 and times[-1] > times[0]:
+        fps = (len(times) - 1) / (times[-1] - times[0])
+    return _Scan(
+        path=str(path),
+        stream_index=demuxed.stream_index,
+        num_frames=len(frame_pts),
+        pts=tuple(frame_pts) if indexed else None,
+        keyframes=keyframes or (0,),
+        times=times,
+        fps=fps if fps > 0 else 25.0,
+        codec=demuxed.codec,
+        has_audio=demuxed.has_audio,
+        rotation=_clockwise_rotation(first_frame, path.name),
+        width=first_frame.width,
+        height=first_frame.height,
+    )
 
 
 def _drop_undecodable_tail(scan: _Scan, corrupt_pts: list[int]) -> _Scan:

@@ -432,12 +432,14 @@ class Workspace:
             self._stale_objects.discard(edit.object_id)
             return None
         if edit.kind == "clear":
-            self._prompts.pop((edit.object_id, edit.frame_idx), None)
+            cleared = edit.frame_idx
+            assert cleared is not None, "clear_frame records the frame it clears"
+            self._prompts.pop((edit.object_id, cleared), None)
             if self._session is not None and edit.object_id in self._session.object_ids:
-                self._session.clear_prompts(edit.frame_idx, edit.object_id)
-            res = self._prompt_results.get(edit.frame_idx)
-            if res is not None:
-                self._prompt_results[edit.frame_idx] = res.without(edit.object_id)
+                self._session.clear_prompts(cleared, edit.object_id)
+            before = self._prompt_results.get(cleared)
+            if before is not None:
+                self._prompt_results[cleared] = before.without(edit.object_id)
             self._stale_objects.add(edit.object_id)
             return None
         if edit.kind == "prompt":
@@ -614,7 +616,7 @@ class Workspace:
         except Exception:
             writer.abort()
 
-    def _draw(self, result: FrameResult | None, trails=None) -> np.ndarray:
+    def _draw(self, result: FrameResult, trails=None) -> np.ndarray:
         """``result``'s frame with its masks (and ``trails``, a TrailHistory it joins) drawn."""
         from .render import draw_overlay
 

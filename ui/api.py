@@ -111,14 +111,16 @@ class PublicAPI:
             limit = min(max(int(max_candidates or 10), 1), MAX_CANDIDATES)
         except (TypeError, ValueError, OverflowError):
             raise InputError(f"max_candidates must be a whole number from 1 to {MAX_CANDIDATES}.") from None
-        h = self.handlers
-        folder = h.store.new_folder("api")
+        handlers = self.handlers
+        folder = handlers.store.new_folder("api")
         try:
-            ws = h.services.open_workspace(
-                private_copy(Path(video), folder), h.services.settings_for(preset or None), folder / "work"
+            ws = handlers.services.open_workspace(
+                private_copy(Path(video), folder),
+                handlers.services.settings_for(preset or None),
+                folder / "work",
             )
             try:
-                h._check_length(ws)
+                handlers._check_length(ws)
                 for _ in ws.find_candidates(prompt, negative_prompt or None):
                     pass
                 found = ws.candidates
@@ -128,15 +130,15 @@ class PublicAPI:
                 ]
                 best = None
                 if found:
-                    best = h.services.draw_candidate(ws.frame(found[0].frame_idx), found[0].mask, 1)
+                    best = handlers.services.draw_candidate(ws.frame(found[0].frame_idx), found[0].mask, 1)
                 frames = len({candidate.frame_idx for candidate in found})
                 summary = candidates_summary(
-                    prompt.strip(), rows, len(found), frames, ws.info, h.services.random_weights
+                    prompt.strip(), rows, len(found), frames, ws.info, handlers.services.random_weights
                 )
             finally:
                 ws.close()
         finally:
-            h.store.release(folder)
+            handlers.store.release(folder)
         return summary, rows, best
 
 

@@ -33,6 +33,7 @@ from tracker.types import FramePrompt
 
 from . import text
 from .guard import guarded
+from .protocols import WorkspaceLike
 from .services import Services
 from .state import SessionStore, UISession
 from .streaming import SegmentStream
@@ -86,7 +87,7 @@ class Handlers:
         return self.store.get(session, _request_hash(request))
 
     @staticmethod
-    def workspace(session: UISession):
+    def workspace(session: UISession) -> WorkspaceLike:
         if session.workspace is None:
             raise InputError(text.NO_VIDEO)
         return session.workspace
@@ -249,7 +250,7 @@ class Handlers:
         yield FindView(session, self._gallery(session, ws.candidates), self._find_status(ws))
 
     @staticmethod
-    def _find_status(ws) -> str:
+    def _find_status(ws: WorkspaceLike) -> str:
         count = len(ws.candidates)
         if not count:
             return "No candidates: try another prompt, or click on the object in step 3 yourself."
@@ -377,7 +378,7 @@ class Handlers:
         )
 
     @staticmethod
-    def _legend(ws, current: int | None) -> str:
+    def _legend(ws: WorkspaceLike, current: int | None) -> str:
         if not ws.objects:
             return '<div class="legend empty">No objects yet: click a candidate above, or click on the picture.</div>'
         prompted: dict[int, int] = {}
@@ -693,7 +694,7 @@ class Handlers:
         return TrackView(session, video, gr.update(visible=False), status)
 
     @staticmethod
-    def _partial_overlay(session: UISession, ws) -> Path:
+    def _partial_overlay(session: UISession, ws: WorkspaceLike) -> Path:
         """The overlay of what a stopped run kept: the workspace's own partial file, else a fresh render."""
         written = ws.last_overlay
         if (

@@ -45,7 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python app.py",
         description="The Text-Prompted Video Tracker web app (opens on http://127.0.0.1:7860).",
     )
-    g = p.add_argument_group("server")
+    _server_options(p.add_argument_group("server"))
+    _limit_options(p.add_argument_group("limits (0 lifts a limit; see the Limits section of README.md)"))
+    _model_options(p.add_argument_group("models"))
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return p
+
+
+def _server_options(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--host",
         default=None,
@@ -82,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the public endpoints as MCP tools for AI agents, at /gradio_api/mcp/ "
         "(or set GRADIO_MCP_SERVER=True; needs gradio[mcp])",
     )
-    lim = p.add_argument_group("limits (0 lifts a limit; see the Limits section of README.md)")
+
+
+def _limit_options(lim: argparse._ArgumentGroup) -> None:
     lim.add_argument(
         "--max-duration",
         type=float,
@@ -110,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="cap on the per-session files; idle sessions are closed past it "
         "(default: $TRACKER_TEMP_MAX_GB or %(default)s)",
     )
-    m = p.add_argument_group("models")
+
+
+def _model_options(m: argparse._ArgumentGroup) -> None:
     m.add_argument(
         "--random-weights",
         action="store_true",
@@ -145,8 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with the weights (default: ./checkpoints)",
     )
     m.add_argument("--offline", action="store_true", help="never download weights")
-    p.add_argument("-v", "--verbose", action="store_true", help="log more")
-    return p
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:

@@ -22,10 +22,12 @@ import numpy as np
 
 from tracker.settings import Settings
 
+from .protocols import WorkspaceLike
+
 logger = logging.getLogger(__name__)
 
 # Workspace.open(video, hub, settings, workdir) with the hub already bound.
-OpenWorkspace = Callable[[Path, Settings, Path], Any]
+OpenWorkspace = Callable[[Path, Settings, Path], WorkspaceLike]
 # (frame H×W×3 uint8, mask H×W bool, rank from 1) → H×W×3 uint8 with the mask and rank drawn
 DrawCandidate = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 CANDIDATE_COLOR = (255, 196, 0)  # one colour for every candidate: they are not objects yet

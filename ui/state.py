@@ -29,7 +29,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .protocols import WorkspaceLike
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ class UISession:
 
     session_id: str
     folder: Path  # the tab's folder: temp root / "session-<random id>", made on first use
-    workspace: Any = None  # tracker.workspace.Workspace (or a stand-in with the same interface)
+    workspace: WorkspaceLike | None = None  # tracker.workspace.Workspace (or the tests' stand-in)
     video_path: Path | None = None  # the session's private copy of the video (a fixed, safe name)
     source: str | None = None  # the upload's path as Gradio gave it (only compared, never opened again)
     object_id: int | None = None  # the object clicks go to
