@@ -266,6 +266,8 @@ def check_polygons(
             xy = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
         except (TypeError, ValueError):
             raise UntrustedInput(f"A polygon in {source} is damaged (not pairs of numbers).") from None
+        if len(xy) < 3:
+            raise UntrustedInput(f"A polygon in {source} has fewer than 3 points.")
         points += len(xy)
         if points > limits.max_polygon_points:
             raise UntrustedInput(f"A polygon in {source} has over {limits.max_polygon_points} points.")
