@@ -48,7 +48,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -56,6 +56,7 @@ from PIL import Image
 
 from . import timing
 from .errors import InputError
+from .legs import DIRECTIONS, Direction, Leg, plan_legs  # noqa: F401 (re-exported)
 from .types import FramePrompt, FrameResult
 
 if TYPE_CHECKING:
@@ -63,8 +64,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Direction = Literal["both", "forward", "backward"]
-DIRECTIONS: tuple[str, ...] = ("both", "forward", "backward")
 
 # sam2.utils.misc.load_video_frames' defaults (ImageNet statistics).
 IMG_MEAN = (0.485, 0.456, 0.406)
@@ -125,29 +124,6 @@ class StoredFrames:
     non_conditioning: dict[int, int]
     cached_features: int
     model_frames: int
-
-
-@dataclass(frozen=True)
-class Leg:
-    """One leg of a run: frames ``first``, ``first + step``, … ``last`` (inclusive), one direction.
-
-    A ``"forward"`` or ``"backward"`` run is one leg; a ``"both"`` run is a backward leg then a
-    forward leg (see :meth:`TrackingSession.plan`).
-    """
-
-    first: int
-    last: int
-    step: int  # +1 forward, -1 backward
-
-    def __len__(self) -> int:
-        return (self.last - self.first) * self.step + 1
-
-    def frames(self) -> range:
-        return range(self.first, self.last + self.step, self.step)
-
-    @property
-    def direction(self) -> Literal["forward", "backward"]:
-        return "forward" if self.step > 0 else "backward"
 
 
 def frame_size(frames: Any) -> tuple[int, int]:
@@ -788,10 +764,6 @@ class TrackingSession:
     def _plan(
         self, start_frame: int | None, end_frame: int | None, direction: str, max_frames: int | None
     ) -> list[Leg]:
-        if direction not in DIRECTIONS:
-            raise InputError(f"Unknown direction {direction!r}: use 'both', 'forward' or 'backward'.")
-        if max_frames is not None and int(max_frames) < 1:
-            raise InputError(f"max_frames must be at least 1, got {max_frames}.")
         state = self._state
         if not state["obj_ids"]:
             raise InputError("Nothing to track yet: click on an object (or accept a candidate) first.")
@@ -803,31 +775,7 @@ class TrackingSession:
                 raise InputError(
                     f"Object {object_id} has no clicks yet: click on it on some frame, or remove it."
                 )
-        last = self.num_frames - 1
-        if start_frame is None:
-            prompted = self._cond_frames()
-            start = max(prompted) if direction == "backward" else min(prompted)
-        else:
-            self._check_frame(start_frame)
-            start = int(start_frame)
-        span = self.num_frames if max_frames is None else int(max_frames)
-        if direction == "both":
-            if end_frame is not None:
-                raise InputError(
-                    "end_frame only applies to 'forward' or 'backward' runs; use max_frames with 'both'."
-                )
-            forward = Leg(start, min(last, start + span - 1), 1)
-            # backward first: the frames before the start are done when the forward leg begins,
-            # so a caller can write the whole video in frame order while the forward leg runs
-            return [Leg(start - 1, max(0, start - span), -1), forward] if start > 0 else [forward]
-        step = 1 if direction == "forward" else -1
-        end = (last if step > 0 else 0) if end_frame is None else int(end_frame)
-        self._check_frame(end)
-        if (end - start) * step < 0:
-            raise InputError(
-                f"end_frame {end} is {'before' if step > 0 else 'after'} start_frame {start} for a {direction} run."
-            )
-        return [Leg(start, start + step * min(span - 1, (end - start) * step), step)]
+        return plan_legs(self.num_frames, self._cond_frames(), start_frame, end_frame, direction, max_frames)
 
     def _run(
         self,

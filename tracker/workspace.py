@@ -200,40 +200,15 @@ class Workspace:
         The first frame's candidates are yielded as soon as they exist. With random weights the
         best candidates are kept regardless of the threshold (their scores are noise).
         """
-        from .candidates import CandidateFinder, check_prompt
+        from .candidates import check_prompt
+        from .engine import build_finder
 
         prompt = check_prompt(prompt)
         negative_prompt = (negative_prompt or "").strip() or None
         cancel = cancel or self.cancel_event
         cancel.clear()
-        s = self.settings
         yield FindEvent("load", 0.0, "Loading models…")
-        clip = self._clip()
-        predictor = self._sam2()
-        finder = CandidateFinder(
-            clip,
-            predictor,
-            proposer=s.mask_generator,
-            points_per_side=s.points_per_side,
-            stride=s.stride,
-            top_frames=s.top_frames,
-            threshold=s.threshold,
-            overlap_iou=s.overlap_iou,
-            random_weights=s.random_weights,
-            take_best=s.take_best,
-            model_lock=self._model_lock(predictor),
-            autocast=self._autocast_ctx,
-            sam1=(
-                lambda: self.hub.sam1(
-                    s.sam1_model,
-                    device=self.device,
-                    random_weights=s.random_weights,
-                    checkpoint=s.sam1_checkpoint,
-                    checkpoints_dir=s.checkpoints_dir,
-                    offline=s.offline,
-                )
-            ),
-        )
+        finder = build_finder(self.hub, self.settings, self.device, self._autocast_ctx)
         found: list[Candidate] = []
         started, first_at = time.perf_counter(), None
         for event in finder.find(self.reader, prompt, negative_prompt, cancel=cancel):
@@ -636,7 +611,11 @@ class Workspace:
                 trails.update(result)
             overlay = draw_overlay(self.frame(frame_idx), result, self.objects, trails=trails.trails())
             writer.write(overlay)
-            shown = result if result is not None else FrameResult.empty(frame_idx, self.info.height, self.info.width)
+            shown = (
+                result
+                if result is not None
+                else FrameResult.empty(frame_idx, self.info.height, self.info.width)
+            )
             yield TrackEvent(shown, overlay, done, total, None, "backward", replay=True)
 
     def retrack(
@@ -711,7 +690,8 @@ class Workspace:
         with closing(run):
             for result in run:
                 agrees = all(
-                    mask_iou(self.store.mask(result.frame_idx, oid), result.mask_of(oid), empty=1.0) >= agree_iou
+                    mask_iou(self.store.mask(result.frame_idx, oid), result.mask_of(oid), empty=1.0)
+                    >= agree_iou
                     for oid in targets
                 )
                 self.store.put(result.select(targets))
@@ -737,30 +717,16 @@ class Workspace:
 
     def clip_series(self, every_seconds: float = 0.5) -> dict[int, dict[int, float]]:
         """``{object_id: {frame: 100·cos(crop, prompt)}}`` on sampled tracked frames."""
-        from .candidates import crop_scores, encode_prompt
+        from .engine import crop_series
 
-        clip = self._clip()
-        text = encode_prompt(clip, self.prompt_text)
+        return crop_series(self.frame, self._clip(), self.prompt_text, self._sampled_results(every_seconds))
+
+    def _sampled_results(self, every_seconds: float) -> list[FrameResult]:
+        """The tracked results (current objects only) on a frame every ``every_seconds``."""
         step = max(1, round(self.info.fps * every_seconds))
-        frames = [f for f in self.store.frames() if f % step == 0]
-        series: dict[int, dict[int, float]] = {}
-        for frame_idx in frames:
-            result = self.store.get(frame_idx)
-            if result is None:
-                continue
-            frame = self.frame(frame_idx)
-            masks, ids = [], []
-            for object_id, mask in zip(result.object_ids, result.masks, strict=True):
-                if mask.any() and object_id in self.objects:
-                    masks.append(mask)
-                    ids.append(object_id)
-            if not masks:
-                continue
-            # whole crops: CLIP resizes them itself, as this series has always been scored
-            scores = crop_scores(frame, masks, clip, text, thumb_size=None).tolist()
-            for object_id, score in zip(ids, scores, strict=True):
-                series.setdefault(object_id, {})[frame_idx] = float(score)
-        return series
+        with self._lock:
+            results = (self.store.get(f) for f in self.store.frames() if f % step == 0)
+            return [r.select(self.objects) for r in results if r is not None]
 
     # ------------------------------------------------------------------ importing
     def import_annotations(self, path: Path) -> list[TrackedObject]:

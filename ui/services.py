@@ -122,7 +122,8 @@ class Services:
         from tracker.models import ModelHub
         from tracker.settings import resolve_settings
         from tracker.types import FrameResult, TrackedObject
-        from tracker.workspace import Workspace
+
+        from .gpu import workspace_opener
 
         hub = ModelHub(
             checkpoints_dir=settings.checkpoints_dir, offline=settings.offline or None, device=settings.device
@@ -134,8 +135,9 @@ class Services:
         ]
         default = settings.preset or devices.default_preset(device).name
 
-        def open_workspace(video: Path, run_settings: Settings, workdir: Path):
-            return Workspace.open(video, hub, run_settings, workdir)
+        open_workspace, label = workspace_opener(
+            hub, dataclasses.replace(settings, preset=default), str(device)
+        )
 
         def estimate_seconds(preset: str, num_frames: int) -> float | None:
             try:
@@ -168,7 +170,7 @@ class Services:
             open_segment_writer=open_segment_writer,
             temp_root=temp_root or default_temp_root(),
             missing_weights=missing,
-            device_label=str(device),
+            device_label=label,
             model_concurrency=model_concurrency,
             max_seconds=max_seconds,
             max_frames=max_frames,
