@@ -249,9 +249,13 @@ def check_rle_within(segmentation: Any, max_pixels: int, source: str) -> None:
     try:
         height, width = (int(v) for v in segmentation.get("size"))  # type: ignore[union-attr]
     except (TypeError, ValueError):
-        raise UntrustedInput(f"A mask in {source} has no valid size ({segmentation.get('size')!r}).") from None
+        raise UntrustedInput(
+            f"A mask in {source} has no valid size ({segmentation.get('size')!r})."
+        ) from None
     if height < 1 or width < 1 or height * width > max_pixels:
-        raise UntrustedInput(f"A mask in {source} claims {width}×{height} pixels, over the {max_pixels} allowed.")
+        raise UntrustedInput(
+            f"A mask in {source} claims {width}×{height} pixels, over the {max_pixels} allowed."
+        )
     check_rle(segmentation, (height, width), source)
 
 
