@@ -261,3 +261,59 @@ def test_encoder_failure_is_reported(tmp_path, threaded):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(RuntimeError):
         writer.write(next(_frames(1)))
+
+
+def _one_by_one(frame: np.ndarray, result: FrameResult, objects) -> np.ndarray:
+    """draw_overlay with each object drawn on its own (the per-object path), for comparison."""
+    out = frame
+    for index in range(len(result.object_ids)):
+        single = FrameResult(
+            result.frame_idx,
+            result.object_ids[index : index + 1],
+            result.masks[index : index + 1],
+            result.scores[index : index + 1],
+        )
+        out = draw_overlay(out, single, objects)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("kind", "one_pass"),
+    [("noise", True), ("blocks", True), ("blobs", False), ("touching", False), ("overlapping", False)],
+)
+def test_all_objects_in_one_pass_equal_one_by_one(kind, one_pass, monkeypatch):
+    """Non-overlapping masks are tinted and outlined in one pass; overlapping ones fall back.
+
+    Labels are drawn after every fill, so drawing objects one at a time (each on the previous
+    overlay) gives the same pixels only where no label is drawn: compare with labels off-frame.
+    """
+    from tracker.masks import stack_stats
+
+    rng = np.random.default_rng(3)
+    height, width = 60, 80
+    frame = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    masks = np.zeros((4, height, width), bool)
+    if kind == "noise":  # random weights' masks: every object everywhere, never overlapping
+        owner = rng.integers(0, 5, (height, width))
+        masks = owner[None] == np.arange(1, 5)[:, None, None]
+    elif kind == "blocks":  # 6×6 blocks dealt to the objects: every box spans the frame, solid insides
+        owner = np.kron(rng.integers(0, 5, (10, 14)), np.ones((6, 6), int))[:height, :width]
+        masks = owner[None] == np.arange(1, 5)[:, None, None]
+    elif kind == "blobs":
+        for k, (y, x) in enumerate([(10, 10), (10, 50), (40, 15), (45, 60)]):
+            masks[k, y : y + 12, x : x + 15] = True
+    else:  # side by side, touching (or one pixel column shared)
+        for k in range(4):
+            masks[k, 20:50, 20 * k : 20 * k + 20 + (1 if kind == "overlapping" else 0)] = True
+    result = FrameResult(0, (1, 2, 3, 4), masks, np.ones(4, np.float32))
+    objects = {i: TrackedObject(i, "", color_for(i)) for i in range(1, 5)}
+    import tracker.render as render
+
+    monkeypatch.setattr(render, "_label_patch", lambda *args: np.zeros((1, 1, 4), np.uint8))  # no labels
+    taken = []
+    real = render._fill_and_outline_all
+    monkeypatch.setattr(render, "_fill_and_outline_all", lambda *args: taken.append(real(*args)) or taken[-1])
+    together = draw_overlay(frame, result, objects, stats=stack_stats(masks))
+    assert np.array_equal(together, _one_by_one(frame, result, objects))
+    assert taken[0] is one_pass
+    assert np.array_equal(draw_overlay(frame, result, objects), together)  # boxes found here or given

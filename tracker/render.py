@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from . import timing
 from .errors import VideoError
-from .masks import mask_box, mask_centroid
+from .masks import MaskStats, mask_box, mask_centroid
 from .types import FrameResult, Point, TrackedObject, color_for
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ def draw_overlay(
     trails: Mapping[int, TrailPoints] | None = None,
     points: Sequence[tuple[float, float, int]] | None = None,
     alpha: float = 0.45,
+    stats: Sequence[MaskStats] | None = None,
 ) -> np.ndarray:
     """A copy of ``frame`` with every object of ``result`` drawn on it; ``frame`` is not modified.
 
@@ -65,6 +66,9 @@ def draw_overlay(
     id. ``trails`` maps object ids to recent centroids ``(x, y)``, oldest first; None is a gap
     (the object was not visible) and older segments are drawn thinner and fainter. ``points`` are
     clicks ``(x, y, label)``: label 1 (object) green, 0 (not the object) red, white border.
+    ``stats`` are the masks' statistics when the caller has them (:func:`tracker.masks.stack_stats`
+    of ``result``, in its order): their boxes are used instead of finding them again. Masks that
+    do not overlap (SAM 2's, once resolved) are tinted and outlined in one pass for all objects.
     """
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"draw_overlay needs an H×W×3 uint8 frame, got {frame.dtype} {frame.shape}")
@@ -78,16 +82,19 @@ def draw_overlay(
         if (result.height, result.width) != (height, width):
             raise ValueError(f"masks are {result.width}×{result.height} but the frame is {width}×{height}")
         weight = int(round(alpha * 256))
-        for object_id, mask in zip(result.object_ids, result.masks, strict=True):
-            tight = mask_box(mask)
+        shown = []  # (index in result, box, colour)
+        for index, object_id in enumerate(result.object_ids):
+            tight = mask_box(result.masks[index]) if stats is None else stats[index].box
             if tight is None:
                 continue
             box = (int(tight[0]), int(tight[1]), int(tight[2]), int(tight[3]))
             obj = objects.get(object_id)
             color = _rgb(obj.color if obj is not None else color_for(object_id))
-            name = obj.name if obj is not None else ""
-            _fill_and_outline(out, mask, box, color, weight)
-            labels.append((f"{object_id} {name}".strip(), color, box))
+            shown.append((index, box, color))
+            labels.append((f"{object_id} {obj.name if obj is not None else ''}".strip(), color, box))
+        if not _fill_and_outline_all(out, result.masks, shown, weight):
+            for index, box, color in shown:
+                _fill_and_outline(out, result.masks[index], box, color, weight)
 
     if trails:
         for object_id, trail in trails.items():
@@ -143,6 +150,67 @@ def _fill_and_outline(
     np.copyto(region, blended, where=inside[..., None])
     edge = inside & ~_erode(inside, OUTLINE_WIDTH)
     region[edge] = color
+
+
+def _fill_and_outline_all(
+    out: np.ndarray,
+    masks: np.ndarray,
+    shown: list[tuple[int, tuple[int, int, int, int], tuple[int, int, int]]],
+    weight: int,
+) -> bool:
+    """:func:`_fill_and_outline` for every ``(index, box, colour)`` of ``shown`` at once, pixel for pixel.
+
+    Builds one label image over the boxes' union, blends every object's colour in one pass and
+    finds every outline with one erosion of the labels (:func:`_erode_labels`). Worth it when
+    the boxes cover their union several times over (random weights' masks span the frame);
+    returns False, drawing nothing, when they do not, when fewer than two are shown, or when
+    the masks overlap (then each is drawn over the others, one by one).
+    """
+    if len(shown) < 2 or len(shown) >= 255:
+        return False
+    x0 = min(box[0] for _, box, _ in shown)
+    y0 = min(box[1] for _, box, _ in shown)
+    x1 = max(box[2] for _, box, _ in shown)
+    y1 = max(box[3] for _, box, _ in shown)
+    if sum((bx1 - bx0) * (by1 - by0) for _, (bx0, by0, bx1, by1), _ in shown) < 2 * (x1 - x0) * (y1 - y0):
+        return False  # boxes mostly apart: drawing each inside its own box is cheaper
+    label = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    area = 0
+    for number, (index, (bx0, by0, bx1, by1), _) in enumerate(shown, start=1):
+        crop = masks[index][by0:by1, bx0:bx1]
+        np.copyto(label[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0], number, where=crop)
+        area += int(np.count_nonzero(crop))
+    inside = label > 0
+    if area != int(np.count_nonzero(inside)):
+        return False
+    colors = np.array([(0, 0, 0)] + [color for _, _, color in shown], dtype=np.uint16)
+    region = out[y0:y1, x0:x1]
+    blended = ((region.astype(np.uint16) * (256 - weight) + colors[label] * weight) >> 8).astype(np.uint8)
+    np.copyto(region, blended, where=inside[..., None])
+    edge = inside & ~_erode_labels(label, OUTLINE_WIDTH)
+    region[edge] = colors[label[edge]].astype(np.uint8)
+    return True
+
+
+def _erode_labels(label: np.ndarray, steps: int) -> np.ndarray:
+    """Where :func:`_erode` of each label's own mask (label > 0) would keep the pixel, all labels at once.
+
+    One step keeps a pixel whose 4 neighbours carry its label; each further step also asks that
+    of the 4 neighbours (which then carry the same label). Outside the array counts as label 0.
+    """
+    padded = np.zeros((label.shape[0] + 2, label.shape[1] + 2), dtype=label.dtype)
+    padded[1:-1, 1:-1] = label
+    kept = (
+        (padded[:-2, 1:-1] == label)
+        & (padded[2:, 1:-1] == label)
+        & (padded[1:-1, :-2] == label)
+        & (padded[1:-1, 2:] == label)
+    )
+    for _ in range(steps - 1):
+        grown = np.zeros(padded.shape, dtype=bool)
+        grown[1:-1, 1:-1] = kept
+        kept = kept & grown[:-2, 1:-1] & grown[2:, 1:-1] & grown[1:-1, :-2] & grown[1:-1, 2:]
+    return kept
 
 
 def _composite(out: np.ndarray, left: int, top: int, patch: np.ndarray) -> None:
@@ -258,15 +326,18 @@ class TrailHistory:
         self._trails: dict[int, deque[Point | None]] = {}
         self._last_frame: int | None = None
 
-    def update(self, result: FrameResult) -> None:
-        """Add one frame: every object's centroid, or None for objects absent or empty in it."""
+    def update(self, result: FrameResult, stats: Sequence[MaskStats] | None = None) -> None:
+        """Add one frame: every object's centroid, or None for objects absent or empty in it.
+
+        ``stats`` are the masks' statistics when the caller has them (in ``result``'s order).
+        """
         if self._last_frame is not None and result.frame_idx <= self._last_frame:
             self.clear()
         self._last_frame = result.frame_idx
         present: set[int] = set()
-        for object_id, mask in zip(result.object_ids, result.masks, strict=True):
+        for index, object_id in enumerate(result.object_ids):
             trail = self._trails.setdefault(object_id, deque(maxlen=self.length))
-            trail.append(mask_centroid(mask))
+            trail.append(mask_centroid(result.masks[index]) if stats is None else stats[index].centroid)
             present.add(object_id)
         for object_id in list(self._trails):
             if object_id not in present:

@@ -116,17 +116,20 @@ class ResultStore:
     # -- writing ---------------------------------------------------------------------------
 
     @timing.stage("store")
-    def put(self, result: FrameResult) -> None:
-        """Store ``result``: replaces this frame's entries for the objects in it, keeps the others."""
+    def put(self, result: FrameResult, stats: list[MaskStats] | None = None) -> None:
+        """Store ``result``: replaces this frame's entries for the objects in it, keeps the others.
+
+        ``stats``: :func:`tracker.masks.stack_stats` of ``result`` when the caller has it already.
+        """
         if (result.height, result.width) != (self.height, self.width):
             raise ValueError(
                 f"FrameResult is {result.width}×{result.height} but the store holds {self.width}×{self.height} masks"
             )
         self._check_frame(result.frame_idx)
         entries = {}
-        all_stats = stack_stats(result.masks, result.scores)
-        for object_id, mask, stats in zip(result.object_ids, result.masks, all_stats, strict=True):
-            entries[int(object_id)] = _pack(stats, encode_mask(mask)["counts"])
+        all_stats = stack_stats(result.masks, result.scores) if stats is None else stats
+        for object_id, mask, one in zip(result.object_ids, result.masks, all_stats, strict=True):
+            entries[int(object_id)] = _pack(one, encode_mask(mask)["counts"])
         with self._lock:
             self._frames.setdefault(int(result.frame_idx), {}).update(entries)
 

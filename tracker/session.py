@@ -27,6 +27,11 @@ What the session changes compared to calling ``SAM2VideoPredictor`` directly:
   the next propagation through that frame recomputes it and the correction is lost. The session
   stores such corrections as conditioning frames (what that flag does) without changing the
   shared predictor.
+* **Objects together.** On a tracked frame, objects that share a memory layout go through
+  memory attention, the mask decoder and the memory encoder as one batch, and what is the same
+  for all of them (the first memory-attention self-attention, the memory encoder's projection of
+  the frame) is computed once (:mod:`tracker.object_batch`; ``batch_objects = False`` runs them
+  one by one as upstream does). Masks equal upstream's up to float rounding.
 * **One lock, typed errors, cancel between frames.** Every public method runs under one
   ``RLock``; :meth:`TrackingSession.propagate` is a generator that yields a
   :class:`~tracker.types.FrameResult` per frame, checks a ``threading.Event`` between frames and
@@ -290,12 +295,24 @@ def resolve_masks(logits: torch.Tensor) -> np.ndarray:
     positive logit (first object on ties), so masks never overlap; only the bool masks cross to
     the CPU.
     """
-    positive = logits > 0
     n = logits.shape[0]
-    if n > 1:
-        winner = logits.argmax(dim=0)
-        positive &= winner.unsqueeze(0) == torch.arange(n, device=logits.device).view(n, 1, 1)
-    return positive.cpu().numpy()
+    if n < 2:
+        return (logits > 0).cpu().numpy()
+    # argmax over the objects, one elementwise pass per object (torch's argmax along dim 0 is
+    # ~10× slower on a CPU); strict ">" keeps the first object on ties, as argmax does. Object
+    # k's mask is "k wins and its logit is positive", i.e. "k wins and the best logit is positive".
+    best = logits[0].clone()
+    winner = torch.zeros(logits.shape[1:], dtype=torch.int16, device=logits.device)
+    for k in range(1, n):
+        better = logits[k] > best
+        best = torch.where(better, logits[k], best)
+        winner.masked_fill_(better, k)
+    winner.masked_fill_(~(best > 0), -1)
+    return (
+        (winner.unsqueeze(0) == torch.arange(n, device=logits.device, dtype=torch.int16).view(n, 1, 1))
+        .cpu()
+        .numpy()
+    )
 
 
 class TrackingSession:
@@ -313,7 +330,13 @@ class TrackingSession:
 
     Creating a session encodes frame 0 (SAM 2's warm-up). Call :meth:`close` (or use ``with``)
     to stop the prefetch thread and free the state.
+
+    ``batch_objects`` (default True): several objects on a tracked frame go through SAM 2 as
+    batches that share the frame's common work (:mod:`tracker.object_batch`); False runs them
+    one by one as ``propagate_in_video`` does.
     """
+
+    batch_objects: bool = True
 
     def __init__(
         self,
@@ -839,30 +862,27 @@ class TrackingSession:
     def _track_frame(self, frame_idx: int, reverse: bool) -> FrameResult:
         """One frame of ``SAM2VideoPredictor.propagate_in_video`` (sam2 1.1.0) for all objects.
 
-        Same calls in the same order as upstream's loop body (conditioning frames reuse their
-        output, others run ``_run_single_frame_inference`` with memory), without tqdm.
+        Same outputs as upstream's loop body (conditioning frames reuse their output, others are
+        tracked with memory), without tqdm; the tracked objects go through SAM 2 together
+        (:meth:`_infer_objects`).
         """
         state, predictor = self._state, self._predictor
         device = state["device"]
+        tracked = [
+            obj_idx
+            for obj_idx in range(len(state["obj_ids"]))
+            if frame_idx not in state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"]
+        ]
+        inferred = self._infer_objects(frame_idx, tracked, reverse)
         masks, score_logits = [], []
         for obj_idx in range(len(state["obj_ids"])):
             outputs = state["output_dict_per_obj"][obj_idx]
-            out = outputs["cond_frame_outputs"].get(frame_idx)
-            if out is not None:
-                pred_masks = out["pred_masks"].to(device, non_blocking=True)
-            else:
-                out, pred_masks = predictor._run_single_frame_inference(
-                    inference_state=state,
-                    output_dict=outputs,
-                    frame_idx=frame_idx,
-                    batch_size=1,
-                    is_init_cond_frame=False,
-                    point_inputs=None,
-                    mask_inputs=None,
-                    reverse=reverse,
-                    run_mem_encoder=True,
-                )
+            if obj_idx in inferred:
+                out, pred_masks = inferred[obj_idx]
                 outputs["non_cond_frame_outputs"][frame_idx] = out
+            else:
+                out = outputs["cond_frame_outputs"][frame_idx]
+                pred_masks = out["pred_masks"].to(device, non_blocking=True)
             state["frames_tracked_per_obj"][obj_idx][frame_idx] = {"reverse": reverse}
             masks.append(pred_masks)
             score_logits.append(out["object_score_logits"].reshape(1, 1))
@@ -871,6 +891,71 @@ class TrackingSession:
         return self._frame_result(
             frame_idx, [int(i) for i in state["obj_ids"]], video_res, torch.cat(score_logits)
         )
+
+    def _infer_objects(
+        self, frame_idx: int, obj_indices: list[int], reverse: bool
+    ) -> dict[int, tuple[dict[str, Any], torch.Tensor]]:
+        """Track ``obj_indices`` on ``frame_idx``: object index → (SAM 2's compact output, its mask logits).
+
+        One object (or ``batch_objects`` off, or a predictor :mod:`tracker.object_batch` does not
+        reproduce) runs upstream's ``_run_single_frame_inference``; several run as batches of
+        objects sharing a memory layout, with the frame's shared work done once.
+        """
+        from . import object_batch
+
+        state, predictor = self._state, self._predictor
+        if len(obj_indices) < 2 or not self.batch_objects or not object_batch.supports(predictor):
+            return {
+                obj_idx: predictor._run_single_frame_inference(
+                    inference_state=state,
+                    output_dict=state["output_dict_per_obj"][obj_idx],
+                    frame_idx=frame_idx,
+                    batch_size=1,
+                    is_init_cond_frame=False,
+                    point_inputs=None,
+                    mask_inputs=None,
+                    reverse=reverse,
+                    run_mem_encoder=True,
+                )
+                for obj_idx in obj_indices
+            }
+        _, _, feats, pos, sizes = predictor._get_image_feature(state, frame_idx, 1)
+        frame = object_batch.FrameFeatures(predictor, feats, pos, sizes)
+        memories = [
+            object_batch.gather_memory(
+                frame, obj_idx, state["output_dict_per_obj"][obj_idx], frame_idx, state["num_frames"], reverse
+            )
+            for obj_idx in obj_indices
+        ]
+        results = {}
+        limit = object_batch.limit_for(torch.device(state["device"]).type)
+        for chunk in object_batch.chunks(memories, frame.tokens, limit):
+            batch = object_batch.track_batch(frame, chunk)
+            for position, memory in enumerate(chunk):
+                results[memory.index] = self._compact_output(batch, position)
+        return results
+
+    def _compact_output(self, batch: Any, position: int) -> tuple[dict[str, Any], torch.Tensor]:
+        """One object's slice of a batch, stored as ``_run_single_frame_inference`` stores it."""
+        from sam2.utils.misc import fill_holes_in_mask_scores
+
+        state, predictor = self._state, self._predictor
+        storage = state["storage_device"]
+        one = slice(position, position + 1)
+        features = batch.maskmem_features[one].to(torch.bfloat16).to(storage, non_blocking=True).clone()
+        pred_masks_gpu = batch.low_res_masks[one].clone()
+        if predictor.fill_hole_area > 0:
+            pred_masks_gpu = fill_holes_in_mask_scores(pred_masks_gpu, predictor.fill_hole_area)
+        out = {
+            "maskmem_features": features,
+            "maskmem_pos_enc": predictor._get_maskmem_pos_enc(
+                state, {"maskmem_pos_enc": [p[one] for p in batch.maskmem_pos_enc]}
+            ),
+            "pred_masks": pred_masks_gpu.to(storage, non_blocking=True),
+            "obj_ptr": batch.obj_ptr[one].clone(),
+            "object_score_logits": batch.object_score_logits[one].clone(),
+        }
+        return out, pred_masks_gpu
 
     @staticmethod
     def _upcast_memory(out: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 
 from .edits import Edit, EditLog
 from .errors import Cancelled, InputError, ProjectError, TrackerError
-from .masks import decode_rle, encode_mask, mask_iou
+from .masks import MaskStats, decode_rle, encode_mask, mask_iou, stack_stats
 from .settings import Settings, resolve_settings
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 
@@ -553,11 +553,12 @@ class Workspace:
                     start_frame=leg.first, end_frame=leg.last, direction=leg.direction, cancel=cancel
                 )
                 for result in run:
-                    self.store.put(result)
+                    stats = stack_stats(result.masks, result.scores)  # once per mask: store, trails, drawing
+                    self.store.put(result, stats)
                     with self._lock:
                         self._prompt_results.pop(result.frame_idx, None)
                     # the forward leg is drawn as the overlay is (with trails); the backward one plainly
-                    overlay = self._draw(result, trails if leg.step > 0 else None)
+                    overlay = self._draw(result, trails if leg.step > 0 else None, stats)
                     if writer is not None:
                         writer.write(overlay)
                     done += 1
@@ -591,15 +592,18 @@ class Workspace:
         except Exception:
             writer.abort()
 
-    def _draw(self, result: FrameResult, trails=None) -> np.ndarray:
-        """``result``'s frame with its masks (and ``trails``, a TrailHistory it joins) drawn."""
+    def _draw(self, result: FrameResult, trails=None, stats: list[MaskStats] | None = None) -> np.ndarray:
+        """``result``'s frame with its masks (and ``trails``, a TrailHistory it joins) drawn.
+
+        ``stats``: the masks' :func:`~tracker.masks.stack_stats`, when already computed.
+        """
         from .render import draw_overlay
 
         frame_idx = result.frame_idx
         if trails is None:
-            return draw_overlay(self.frame(frame_idx), result, self.objects)
-        trails.update(result)
-        return draw_overlay(self.frame(frame_idx), result, self.objects, trails=trails.trails())
+            return draw_overlay(self.frame(frame_idx), result, self.objects, stats=stats)
+        trails.update(result, stats)
+        return draw_overlay(self.frame(frame_idx), result, self.objects, trails=trails.trails(), stats=stats)
 
     def _replay_frames(self, frames: range, writer, trails, done: int, total: int) -> Iterator[TrackEvent]:
         """``frames``, tracked earlier in the run, drawn from the store into the overlay and yielded."""
