@@ -373,8 +373,21 @@ def probe(kind: str, path: Path, video: Video, limit_mb: int) -> dict[str, Any]:
         outcome, message = "refused", str(error)
     except BaseException as error:  # noqa: BLE001 - the probe reports whatever escaped
         outcome, message = "error", f"{type(error).__name__}: {str(error)[:200]}"
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"outcome": outcome, "message": message, "peak_mb": round(peak_mb, 1)}
+    return {"outcome": outcome, "message": message, "peak_mb": _peak_mb("self")}
+
+
+def _peak_mb(pid: str | int) -> float | None:
+    """A process's peak resident size (VmHWM) in MB, or None once it is gone.
+
+    Not ``ru_maxrss``: Linux carries the parent's peak over ``exec`` into it (a child started
+    from a 5 GB pytest process reports 5 GB), while VmHWM belongs to the new address space.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        return None
+    return round(kb / 1024, 1)
 
 
 def run_probe(
@@ -382,7 +395,8 @@ def run_probe(
 ) -> dict[str, Any]:
     """Run :func:`probe` in a child process (``cwd``'s ``tracker``); a crash → ``outcome: "crashed"``.
 
-    ``peak_mb`` is the child's own maximum resident size (from ``wait4``), crash or not.
+    ``peak_mb`` is the child's own peak resident size (VmHWM): reported by the child, or for a
+    child that crashed, the last value read while it ran (polled every 50 ms).
     """
     import os
     import signal
@@ -397,10 +411,12 @@ def run_probe(
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=err, text=True)
         deadline = time.monotonic() + timeout
+        seen_mb = 0.0  # the child's peak as last read, for a child that dies without reporting
         while True:
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            pid, status, _usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
+            seen_mb = max(seen_mb, _peak_mb(child.pid) or 0.0)
             if time.monotonic() > deadline:
                 child.kill()
             time.sleep(0.05)
@@ -409,9 +425,9 @@ def run_probe(
         err.seek(0)
         lines = [line for line in out.read().splitlines() if line.startswith("{")]
         tail = err.read().strip().splitlines()[-1:]
-    peak_mb = round(usage.ru_maxrss / 1024, 1)
     if child.returncode == 0 and lines:
-        return dict(json.loads(lines[-1]), peak_mb=peak_mb)
+        return json.loads(lines[-1])
+    peak_mb = seen_mb
     code = child.returncode
     why = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
     return {
