@@ -530,43 +530,29 @@ class StandInWorkspace:
         return flags_from_store(self.store)
 
     def import_annotations(self, path: Path) -> list[TrackedObject]:
-        """PNG folder / zip, COCO or YouTube-VIS JSON, read with the library's readers."""
-        from tracker.export import read_coco, read_png_masks, read_ytvis
+        """PNG folder / zip, COCO or YouTube-VIS JSON, read and checked by the library's import."""
+        from tracker.annotations import read_annotations
+        from tracker.masks import decode_rle
 
-        path = Path(path)
-        names: dict[int, str] = {}
-        if path.suffix.lower() == ".json":
-            try:
-                head = json.loads(path.read_text())
-            except (OSError, ValueError) as error:
-                raise InputError(f"{path.name} is not a readable JSON file ({error}).") from None
-            imported = (read_ytvis if isinstance(head, dict) and "videos" in head else read_coco)(path)
-            masks, names = imported.masks, dict(imported.names)
-        else:
-            masks = read_png_masks(path)
-        if not any(masks.values()):
-            raise InputError(f"{path.name} holds no masks to import.")
+        imported = read_annotations(Path(path), self.info)
         shape = (self.info.height, self.info.width)
-        if (
-            any(m.shape != shape for objs in masks.values() for m in objs.values())
-            or max(masks) >= self.info.num_frames
-        ):
-            raise InputError(f"{path.name} was not made for this video: import annotations made for it.")
         with self._lock:
             created = []
             id_map: dict[int, int] = {}
-            for source_id in sorted({o for objs in masks.values() for o in objs}):
-                obj = self.add_object(names.get(source_id) or f"imported {source_id}")
+            for source_id in imported.object_ids:
+                obj = self.add_object(imported.names.get(source_id) or f"imported {source_id}")
                 id_map[source_id] = obj.object_id
                 created.append(obj)
             empty = np.zeros(shape, bool)
-            for frame_idx, objs in sorted(masks.items()):
+            for frame_idx, objs in sorted(imported.rles.items()):
                 ids = tuple(id_map.values())
-                stack = np.stack([objs.get(source_id, empty) for source_id in id_map])
+                stack = np.stack([decode_rle(objs[s]) if s in objs else empty for s in id_map])
                 self.store.put(FrameResult(frame_idx, ids, stack, np.ones(len(ids), np.float32)))
             for source_id, object_id in id_map.items():
-                first = min(f for f, objs in masks.items() if source_id in objs)
-                self._set_prompt(FramePrompt(object_id, first, mask=masks[first][source_id]))
+                first = imported.first_frame(source_id)
+                self._set_prompt(
+                    FramePrompt(object_id, first, mask=decode_rle(imported.rles[first][source_id]))
+                )
             self._stale.difference_update(id_map.values())
             return created
 
@@ -632,6 +618,12 @@ class StandInWorkspace:
         return Path(path)
 
     def load_project(self, path: Path) -> None:
+        """The stand-in's own JSON; a real project file (a zip, or JSON with a ``format_version``)
+        goes through the library's checked :meth:`tracker.project.Project.load` first."""
+        from tracker.project import Project
+
+        if zipfile.is_zipfile(path) or '"format_version"' in _head(Path(path)):
+            Project.load(Path(path), self.info).check_video(self.info)
         try:
             data = json.loads(Path(path).read_text())
             objects = data["objects"]
@@ -646,6 +638,11 @@ class StandInWorkspace:
             self._prompts[(object_id, frame_idx)] = FramePrompt(
                 object_id, frame_idx, [tuple(p) for p in points], labels, box=tuple(box) if box else None
             )
+
+
+def _head(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return handle.read(100_000).decode("utf-8", errors="replace")
 
 
 def _iou(a: np.ndarray | None, b: np.ndarray | None) -> float:

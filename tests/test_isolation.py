@@ -118,7 +118,7 @@ def test_upload_names_are_never_used_in_paths(tmp_path, name, expected):
 def test_the_page_removes_a_tabs_files_when_it_closes(tmp_path):
     demo = build_demo(standin_services(tmp_path))
     triggers = [t for d in demo.config["dependencies"] for t in d.get("targets", [])]
-    assert any(event == "unload" for _, event in triggers)  # closing the tab runs store.close
+    assert any(event == "unload" for _, event in triggers)  # a dropped page connection runs store.unload (marks, never deletes)
 
 
 # -- disk ---------------------------------------------------------------------------------------

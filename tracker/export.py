@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import io
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import zipfile
@@ -52,9 +50,9 @@ from pycocotools import mask as mask_utils
 from .errors import InputError
 from .flags import Flag, write_flags_csv, write_flags_json
 from .masks import rle_to_json
-from .results import ResultStore, atomic_write, decode_rle
+from .results import ResultStore, atomic_write
 from .trajectories import TrajectoryPoint, compute_trajectories
-from .types import Candidate, FrameResult, TrackedObject, VideoInfo, color_for
+from .types import Candidate, TrackedObject, VideoInfo, color_for
 
 logger = logging.getLogger(__name__)
 
@@ -224,9 +222,7 @@ def write_png_masks(store: ResultStore, out_dir: str | os.PathLike, num_frames: 
     count = store.num_frames if num_frames is None else int(num_frames)
     empty = _png_bytes(np.zeros((store.height, store.width), dtype=np.uint8))
     drawn = [
-        frame_idx
-        for frame_idx in store.frames()
-        if frame_idx < count and _anything_visible(store, frame_idx)
+        frame_idx for frame_idx in store.frames() if frame_idx < count and _anything_visible(store, frame_idx)
     ]
     with _atomic_dir(out_dir) as tmp:
         drawn_set = set(drawn)
@@ -612,282 +608,12 @@ def export_all(
     return written
 
 
-# -- readers ---------------------------------------------------------------------------------
-
-
-@dataclass
-class ImportedAnnotations:
-    """Masks read from another file: ``masks[frame][object_id]`` = ``H×W`` bool (non-empty only).
-
-    Every frame of the file is a key of ``masks`` (an empty dict where nothing is annotated).
-    ``names`` maps object ids (≥ 1) to names (the category, or the track name when known).
-    """
-
-    masks: dict[int, dict[int, np.ndarray]]
-    names: dict[int, str]
-    width: int
-    height: int
-    num_frames: int
-
-    @property
-    def object_ids(self) -> list[int]:
-        return sorted(
-            {object_id for objects in self.masks.values() for object_id in objects} | set(self.names)
-        )
-
-    def frame_results(self) -> list[FrameResult]:
-        """One :class:`FrameResult` per annotated frame (objects ascending, score 1.0)."""
-        results = []
-        for frame_idx, objects in sorted(self.masks.items()):
-            if not objects:
-                continue
-            ids = tuple(sorted(objects))
-            masks = np.stack([objects[object_id] for object_id in ids])
-            results.append(FrameResult(frame_idx, ids, masks, np.ones(len(ids), dtype=np.float32)))
-        return results
-
-    def to_store(self, num_frames: int | None = None) -> ResultStore:
-        """A :class:`ResultStore` holding the annotated frames."""
-        store = ResultStore(self.width, self.height, self.num_frames if num_frames is None else num_frames)
-        for result in self.frame_results():
-            store.put(result)
-        return store
-
-
-def _labels_from_image(image: Image.Image, name: str) -> np.ndarray:
-    if image.mode in ("P", "L"):
-        return np.asarray(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return np.asarray(image).astype(np.int64)
-    if image.mode == "1":
-        return np.asarray(image).astype(np.uint8)
-    if image.mode in ("RGB", "RGBA"):
-        # colour masks from other tools: map DAVIS palette colours back to their index
-        rgb = np.asarray(image.convert("RGB")).astype(np.int64)
-        codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-        palette = np.asarray(davis_palette(), dtype=np.int64).reshape(256, 3)
-        palette_codes = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
-        lookup = {int(code): index for index, code in enumerate(palette_codes)}
-        unique = np.unique(codes)
-        unknown = [int(code) for code in unique if int(code) not in lookup]
-        if unknown:
-            raise InputError(
-                f"{name} is a colour PNG with colours outside the DAVIS palette (e.g. #{unknown[0]:06x}); "
-                "save masks as indexed (P mode) PNGs where the pixel value is the object id."
-            )
-        labels = np.zeros(codes.shape, dtype=np.int64)
-        for code in unique:
-            labels[codes == code] = lookup[int(code)]
-        return labels
-    raise InputError(f"{name} is a {image.mode} PNG; masks must be indexed, grey or 16-bit PNGs.")
-
-
-def _frame_numbers(names: Sequence[str]) -> list[int]:
-    """0-based frames from file names: the digits in the name when all have distinct ones, else the order."""
-    numbers = []
-    for name in names:
-        digits = re.findall(r"\d+", Path(name).stem)
-        numbers.append(int(digits[-1]) if digits else None)
-    if None in numbers or len(set(numbers)) != len(numbers):
-        return list(range(len(names)))
-    return numbers  # type: ignore[return-value]
-
-
-def read_png_masks(source: str | os.PathLike) -> dict[int, dict[int, np.ndarray]]:
-    """Masks from a folder of PNGs or a zip (its ``masks/`` folder if it has one): frame → object → mask.
-
-    The pixel value is the object id (0 = background), as :func:`write_png_masks` writes and
-    DAVIS uses; grey, 16-bit and DAVIS-palette colour PNGs are read too. Frames come from the
-    digits in the file names (``00012.png`` → 12) or, failing that, the sorted order. Every
-    frame is a key; only non-empty masks are included.
-    """
-    source = Path(source)
-    if source.is_dir():
-        files = sorted(source.glob("*.png"))
-        return _read_png_blobs(source.name, [(file.name, file.read_bytes) for file in files])
-    if zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as archive:
-            pngs = sorted(
-                n for n in archive.namelist() if n.lower().endswith(".png") and not n.startswith("__MACOSX")
-            )
-            in_masks = [n for n in pngs if n.startswith("masks/")]
-            blobs: list[tuple[str, Callable[[], bytes]]] = [
-                (name, functools.partial(archive.read, name)) for name in in_masks or pngs
-            ]
-            return _read_png_blobs(source.name, blobs)
-    raise InputError(f"{source.name} is neither a folder of PNG masks nor a zip file.")
-
-
-def _read_png_blobs(
-    source_name: str, blobs: list[tuple[str, Callable[[], bytes]]]
-) -> dict[int, dict[int, np.ndarray]]:
-    if not blobs:
-        raise InputError(f"{source_name} holds no PNG masks.")
-    frames = _frame_numbers([name for name, _ in blobs])
-    result: dict[int, dict[int, np.ndarray]] = {}
-    for frame_idx, (name, read) in zip(frames, blobs, strict=True):
-        try:
-            with Image.open(io.BytesIO(read())) as image:
-                labels = _labels_from_image(image, name)
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise InputError(f"{name} is not a readable PNG ({exc}).") from exc
-        result[frame_idx] = {
-            int(object_id): labels == object_id for object_id in np.unique(labels) if object_id != 0
-        }
-    return result
-
-
-def _load_json(path: Path, what: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError as exc:
-        raise InputError(f"The {what} file {path.name} does not exist.") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path.name} is not a readable {what} JSON file ({exc}).") from exc
-
-
-def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray | None:
-    """``H×W`` bool mask of a COCO segmentation: polygons, uncompressed or compressed RLE.
-
-    Returns None for an empty polygon list or a missing segmentation.
-    """
-    if segmentation is None or (isinstance(segmentation, list) and not segmentation):
-        return None
-    if isinstance(segmentation, list):  # polygons [[x0, y0, x1, y1, …], …]
-        rles = mask_utils.frPyObjects(segmentation, height, width)
-        return decode_rle(mask_utils.merge(rles))
-    if isinstance(segmentation, dict) and "counts" in segmentation:
-        size = segmentation.get("size", [height, width])
-        if isinstance(segmentation["counts"], list):  # uncompressed RLE
-            return decode_rle(mask_utils.frPyObjects(segmentation, size[0], size[1]))
-        return decode_rle({"size": list(size), "counts": segmentation["counts"]})
-    raise ValueError(f"unknown segmentation of type {type(segmentation).__name__}")
-
-
-def _renumber(masks: dict[int, dict[int, np.ndarray]], names: dict[int, str]) -> None:
-    """Object ids must be ≥ 1 (0 is the PNG background): shift every id up when some are not."""
-    ids = {object_id for objects in masks.values() for object_id in objects} | set(names)
-    if not ids or min(ids) >= 1:
-        return
-    shift = 1 - min(ids)
-    logger.info("object ids start at %d in the file; shifting them by %d", min(ids), shift)
-    for frame_idx, objects in masks.items():
-        masks[frame_idx] = {object_id + shift: mask for object_id, mask in objects.items()}
-    shifted = {object_id + shift: name for object_id, name in names.items()}
-    names.clear()
-    names.update(shifted)
-
-
-def read_coco(path: str | os.PathLike) -> ImportedAnnotations:
-    """Masks from a COCO instance-segmentation JSON (ours or another tool's).
-
-    Frames: each image's ``frame_index`` when every image has one, else the images' order by
-    ``id``. Objects: the annotation's ``track_id`` (also looked for in ``attributes``), else its
-    ``instance_id``, else its ``category_id`` (one object per category, masks of the same
-    category on one frame merged). Segmentations may be polygons, uncompressed or compressed
-    RLE; annotations without one are skipped. Names come from ``tracks`` (our extension) or the
-    category's name.
-    """
-    path = Path(path)
-    data = _load_json(path, "COCO")
-    try:
-        images = list(data["images"])
-        annotations = list(data.get("annotations", []))
-        category_names = {c["id"]: str(c.get("name", c["id"])) for c in data.get("categories", [])}
-        if all("frame_index" in image for image in images):
-            frame_of = {image["id"]: int(image["frame_index"]) for image in images}
-        else:
-            frame_of = {
-                image["id"]: rank for rank, image in enumerate(sorted(images, key=lambda im: im["id"]))
-            }
-        size_of = {image["id"]: (int(image["height"]), int(image["width"])) for image in images}
-        sizes = set(size_of.values())
-        if len(sizes) > 1:
-            raise InputError(
-                f"{path.name} mixes images of different sizes; it is not one video's annotations."
-            )
-        height, width = sizes.pop() if sizes else (0, 0)
-        num_frames = max(frame_of.values(), default=-1) + 1
-        masks: dict[int, dict[int, np.ndarray]] = {frame_idx: {} for frame_idx in frame_of.values()}
-        names: dict[int, str] = {}
-        for ann in annotations:
-            object_id = ann.get("track_id", (ann.get("attributes") or {}).get("track_id"))
-            if object_id is None:
-                object_id = ann.get("instance_id", ann.get("category_id"))
-            object_id = int(object_id)
-            mask = segmentation_mask(ann.get("segmentation"), height, width)
-            if mask is None:
-                logger.warning("%s: annotation %s has no segmentation; skipped", path.name, ann.get("id"))
-                continue
-            frame_idx = frame_of[ann["image_id"]]
-            objects = masks[frame_idx]
-            objects[object_id] = objects[object_id] | mask if object_id in objects else mask
-            names.setdefault(object_id, category_names.get(ann.get("category_id"), f"object {object_id}"))
-        for track in data.get("tracks", []):
-            names[int(track["id"])] = str(track["name"])
-    except InputError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"{path.name} is not a COCO annotation file ({type(exc).__name__}: {exc}).") from exc
-    for objects in masks.values():
-        for object_id in [oid for oid, mask in objects.items() if not mask.any()]:
-            del objects[object_id]
-    _renumber(masks, names)
-    return ImportedAnnotations(masks, names, width, height, num_frames)
-
-
-def read_ytvis(path: str | os.PathLike, video_id: int | None = None) -> ImportedAnnotations:
-    """Masks of one video (``video_id``, default the first) from a YouTube-VIS JSON.
-
-    Object ids are each annotation's ``track_id`` or else its ``id``; names the category's name
-    (or our ``name`` field). Also reads a YouTube-VIS *results* file (a bare list of
-    ``{video_id, category_id, segmentations, score}``): objects are numbered 1, 2, … in order.
-    """
-    path = Path(path)
-    data = _load_json(path, "YouTube-VIS")
-    try:
-        if isinstance(data, list):  # results format: no videos, no ids
-            annotations = [dict(ann, id=number) for number, ann in enumerate(data, start=1)]
-            chosen = (
-                video_id if video_id is not None else (annotations[0]["video_id"] if annotations else None)
-            )
-            annotations = [ann for ann in annotations if ann.get("video_id") == chosen]
-            first = next((s for ann in annotations for s in ann["segmentations"] if s), None)
-            if first is None or "size" not in first:
-                raise InputError(f"{path.name} has no RLE masks to read the frame size from.")
-            height, width = (int(v) for v in first["size"])
-            length = max((len(ann["segmentations"]) for ann in annotations), default=0)
-            category_names: dict[Any, str] = {}
-        else:
-            videos = list(data["videos"])
-            if not videos:
-                raise InputError(f"{path.name} lists no videos.")
-            video = (
-                next((v for v in videos if v["id"] == video_id), None) if video_id is not None else videos[0]
-            )
-            if video is None:
-                raise InputError(f"{path.name} has no video with id {video_id}.")
-            height, width = int(video["height"]), int(video["width"])
-            length = int(video.get("length") or len(video.get("file_names", [])))
-            annotations = [ann for ann in data.get("annotations", []) if ann.get("video_id") == video["id"]]
-            category_names = {c["id"]: str(c.get("name", c["id"])) for c in data.get("categories", [])}
-        masks: dict[int, dict[int, np.ndarray]] = {frame_idx: {} for frame_idx in range(length)}
-        names: dict[int, str] = {}
-        for ann in annotations:
-            object_id = int(ann.get("track_id", ann["id"]))
-            names[object_id] = str(
-                ann.get("name") or category_names.get(ann.get("category_id"), f"object {object_id}")
-            )
-            for frame_idx, segmentation in enumerate(ann["segmentations"]):
-                mask = segmentation_mask(segmentation, height, width)
-                if mask is not None and mask.any():
-                    masks.setdefault(frame_idx, {})[object_id] = mask
-    except InputError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise InputError(
-            f"{path.name} is not a YouTube-VIS annotation file ({type(exc).__name__}: {exc})."
-        ) from exc
-    _renumber(masks, names)
-    return ImportedAnnotations(masks, names, width, height, max(length, max(masks, default=-1) + 1))
+# The readers moved to tracker.annotations (next to the import they serve); these names stay
+# importable from here. Imported last: tracker.annotations reads davis_palette from this module.
+from .annotations import (  # noqa: E402, F401
+    ImportedAnnotations,
+    read_coco,
+    read_png_masks,
+    read_ytvis,
+    segmentation_mask,
+)

@@ -68,6 +68,16 @@ from .masks import mask_to_json
 from .results import ResultStore, atomic_write, decode_rle
 from .settings import Settings
 from .types import Box, FramePrompt, TrackedObject, VideoInfo, color_for
+from .untrusted import (
+    DEFAULT_LIMITS,
+    Limits,
+    UntrustedInput,
+    check_rle,
+    check_rle_within,
+    open_zip,
+    read_file,
+    read_member,
+)
 
 #: A run's settings: the dataclass, or its ``to_dict()`` form as a manifest stores it.
 SettingsLike = Settings | dict[str, Any]
@@ -216,6 +226,8 @@ def prompt_from_dict(data: dict[str, Any]) -> FramePrompt:
     """Inverse of :func:`prompt_to_dict`."""
     mask = data.get("mask")
     box = data.get("box")
+    if mask is not None:  # never decode a size or runs the file made up
+        check_rle_within(mask, DEFAULT_LIMITS.max_pixels, "the project")
     return FramePrompt(
         int(data["object_id"]),
         int(data["frame_idx"]),
@@ -464,6 +476,7 @@ class Project:
 
     def _check_edits(self, info: VideoInfo) -> None:
         """Every recorded frame, click, box and mask must fit ``info``'s frames (checked before replay)."""
+        _check_prompt_masks(self.history, (info.height, info.width), "the project", DEFAULT_LIMITS)
         for number, edit in enumerate(self.edits(), start=1):
             frame_idx = edit["frame_idx"]
             try:
@@ -594,51 +607,48 @@ class Project:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Project:
-        """Read a project saved by :meth:`save` (or an export's ``manifest.json``), validated."""
+    def load(
+        cls, path: str | os.PathLike, info: VideoInfo | None = None, limits: Limits | None = None
+    ) -> Project:
+        """Read a project saved by :meth:`save` (or an export's ``manifest.json``), validated.
+
+        ``info`` is the open video the project is for: the saved results must have its size and
+        frame count, and every brushed mask its size, checked before anything is decoded (never
+        against what the file claims about itself). Without ``info`` they are checked against
+        the project's own ``video`` entry and the fixed caps of ``limits``. Sizes are capped
+        before reading (``limits``: manifest, zip members, JSON file). Any problem raises
+        :class:`ProjectError` with one sentence; nothing else is touched.
+        """
         path = Path(path)
         source = path.name
+        limits = limits or DEFAULT_LIMITS
         if not path.is_file():
             raise ProjectError(f"The project file {source} does not exist.")
-        results_ref = None
         try:
             if zipfile.is_zipfile(path):
-                with zipfile.ZipFile(path) as archive:
-                    try:
-                        raw = archive.read(MANIFEST_NAME)
-                    except KeyError:
-                        raise ProjectError(
-                            f"{source} is a zip but not a project: it has no {MANIFEST_NAME}."
-                        ) from None
-                    data = _parse_json(raw, source)
-                    results_ref = data.get("results") if isinstance(data, dict) else None
-                    store = None
-                    if isinstance(results_ref, dict) and "file" in results_ref:
-                        try:
-                            text = archive.read(str(results_ref["file"])).decode("ascii")
-                        except KeyError:
-                            raise ProjectError(
-                                f"{source} is damaged: its results file {results_ref['file']} is missing."
-                            ) from None
-                        store = ResultStore.read(io.StringIO(text), source=f"{source}:{results_ref['file']}")
+                data, store = _read_zip(path, source, info, limits)
             else:
                 if path.suffix.lower() == ".tvt":
                     raise ProjectError(
                         f"{source} is not a project file (a .tvt must be a zip; it is damaged)."
                     )
-                data = _parse_json(path.read_bytes(), source)
+                data = _parse_json(read_file(path, limits.max_json_bytes, "project file"), source)
                 results_ref = data.get("results") if isinstance(data, dict) else None
                 store = None
                 if isinstance(results_ref, dict) and "inline" in results_ref:
-                    store = ResultStore.from_dict(results_ref["inline"], source=f"{source} (results)")
+                    expect = _expected_results(data, info)
+                    store = ResultStore.from_dict(results_ref["inline"], f"{source} (results)", expect)
+        except UntrustedInput as exc:
+            raise ProjectError(str(exc)) from None
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, UnicodeDecodeError) as exc:
             raise ProjectError(f"{source} is not a readable project file (damaged: {exc}).") from exc
         project = cls.from_dict(data, source)
-        if store is not None:
-            video = project.video
-            if (store.width, store.height, store.num_frames) != (
-                video.get("width", store.width), video.get("height", store.height), video.get("num_frames", store.num_frames),
-            ):  # fmt: skip
+        video = project.video
+        size = (info.height, info.width) if info is not None else _entry_size(video)
+        _check_prompt_masks(project.history, size, source, limits)
+        if store is not None and info is None:
+            found = {"width": store.width, "height": store.height, "num_frames": store.num_frames}
+            if any(video.get(key) is not None and video[key] != value for key, value in found.items()):
                 raise ProjectError(
                     f"{source} is damaged: its results do not match its video's size or length."
                 )
@@ -646,9 +656,73 @@ class Project:
         return project
 
 
+def _entry_size(video: dict[str, Any]) -> tuple[int, int] | None:
+    try:
+        return int(video["height"]), int(video["width"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _expected_results(data: Any, info: VideoInfo | None) -> tuple[int, int, int] | None:
+    """``(width, height, num_frames)`` the saved results must have: the open video's when known."""
+    if info is not None:
+        return info.width, info.height, info.num_frames
+    video = data.get("video") if isinstance(data, dict) else None
+    if isinstance(video, dict):
+        try:
+            return int(video["width"]), int(video["height"]), int(video["num_frames"])
+        except (KeyError, TypeError, ValueError):
+            return None
+    return None
+
+
+def _read_zip(
+    path: Path, source: str, info: VideoInfo | None, limits: Limits
+) -> tuple[Any, ResultStore | None]:
+    """The manifest and results of a ``.tvt``, each member read with its byte cap."""
+    with open_zip(path, limits) as archive:
+        try:
+            raw = read_member(archive, MANIFEST_NAME, limits.max_manifest_bytes, limits)
+        except KeyError:
+            raise ProjectError(f"{source} is a zip but not a project: it has no {MANIFEST_NAME}.") from None
+        data = _parse_json(raw, source)
+        results_ref = data.get("results") if isinstance(data, dict) else None
+        if not (isinstance(results_ref, dict) and "file" in results_ref):
+            return data, None
+        name = str(results_ref["file"])
+        try:
+            text = read_member(archive, name, limits.max_member_bytes, limits).decode("ascii")
+        except KeyError:
+            raise ProjectError(f"{source} is damaged: its results file {name} is missing.") from None
+        expect = _expected_results(data, info)
+        return data, ResultStore.read(io.StringIO(text), source=f"{source}:{name}", expect=expect)
+
+
+def _check_prompt_masks(
+    history: list[dict[str, Any]], size: tuple[int, int] | None, source: str, limits: Limits
+) -> None:
+    """Every brushed mask of the history has the video's size and runs that cover it (not decoded)."""
+    for number, edit in enumerate(history, start=1):
+        mask = edit.get("mask")
+        if mask is None:
+            continue
+        where = f"{source} (edit {number})"
+        try:
+            if size is None:
+                check_rle_within(mask, limits.max_pixels, where)
+            elif not isinstance(mask, dict):
+                raise UntrustedInput(f"A mask in {where} is not an RLE mask.")
+            else:
+                check_rle(mask, size, where)
+        except UntrustedInput as exc:
+            raise ProjectError(f"{exc} The project is damaged or was made for another video.") from None
+
+
 def _parse_json(raw: bytes, source: str) -> Any:
     try:
         return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ProjectError(f"{source} is not a project file (its JSON nests too deeply).") from None
     except UnicodeDecodeError as exc:
         raise ProjectError(f"{source} is not a project file (not text: it is binary or damaged).") from exc
     except json.JSONDecodeError as exc:

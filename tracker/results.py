@@ -52,10 +52,12 @@ from . import timing
 from .errors import ProjectError
 from .masks import MaskStats, decode_rle, encode_mask, mask_stats, stack_stats
 from .types import Box, FrameResult
+from .untrusted import DEFAULT_LIMITS, rle_runs
 
 logger = logging.getLogger(__name__)
 
 RESULTS_FORMAT = "tvt-results"
+MAX_PIXELS = DEFAULT_LIMITS.max_pixels  # a results file's width × height when no video is given
 RESULTS_VERSION = 1
 
 # Python-object cost of an entry besides its packed bytes (bytes header, dict slot, int key) and
@@ -308,8 +310,16 @@ class ResultStore:
         ]
 
     @classmethod
-    def _from_parts(cls, header: object, records: Iterable[Any], source: str) -> ResultStore:
-        """Build a store from a header and frame records; anything malformed → :class:`ProjectError`."""
+    def _from_parts(
+        cls, header: object, records: Iterable[Any], source: str, expect: tuple[int, int, int] | None = None
+    ) -> ResultStore:
+        """Build a store from a header and frame records; anything malformed → :class:`ProjectError`.
+
+        ``expect`` = ``(width, height, num_frames)`` of the video the results must be for (checked
+        before any record is read); without it the size is capped at ``MAX_PIXELS``. Every
+        mask's runs must cover exactly ``width × height`` pixels (checked without decoding), so
+        no later view decodes past a mask's end.
+        """
         position = "header"
         try:
             if not isinstance(header, dict) or header.get("format") != RESULTS_FORMAT:
@@ -320,6 +330,8 @@ class ResultStore:
                     f"{header['version']}, this one reads up to {RESULTS_VERSION}); update the tracker."
                 )
             store = cls(int(header["width"]), int(header["height"]), int(header["num_frames"]))
+            _check_size(store, expect, source)
+            pixels = store.width * store.height
             frames: dict[int, dict[int, bytes]] = {}
             for number, record in enumerate(records, start=1):
                 position = f"frame record {number}"
@@ -334,10 +346,15 @@ class ResultStore:
                         None if centroid is None else (float(centroid[0]), float(centroid[1])),
                         float(obj["score"]),
                     )
-                    entries[int(obj["id"])] = _pack(stats, obj["counts"].encode("ascii"))
+                    counts = obj["counts"].encode("ascii")
+                    if int(rle_runs(counts).sum()) != pixels:
+                        raise ValueError(
+                            f"object {obj['id']}'s mask does not cover {store.width}×{store.height}"
+                        )
+                    entries[int(obj["id"])] = _pack(stats, counts)
         except ProjectError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError, EOFError, OSError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, EOFError, OSError, OverflowError) as exc:
             raise ProjectError(
                 f"{source} is corrupt ({position}: {type(exc).__name__}: {exc}); track the video again."
             ) from exc
@@ -349,12 +366,14 @@ class ResultStore:
         return {**self._header(), "frames": self._records()}
 
     @classmethod
-    def from_dict(cls, data: object, source: str = "results") -> ResultStore:
-        """Inverse of :meth:`to_dict`; malformed data raises :class:`ProjectError`."""
+    def from_dict(
+        cls, data: object, source: str = "results", expect: tuple[int, int, int] | None = None
+    ) -> ResultStore:
+        """Inverse of :meth:`to_dict`; malformed data raises :class:`ProjectError` (``expect``: see ``read``)."""
         frames = data.get("frames", []) if isinstance(data, dict) else []
         if not isinstance(frames, list):
             frames = [None]  # reported as a corrupt record
-        return cls._from_parts(data, frames, source)
+        return cls._from_parts(data, frames, source, expect)
 
     def dump(self, stream: IO[str]) -> None:
         """Write the JSON-lines form (see module docstring) to a text stream."""
@@ -363,8 +382,14 @@ class ResultStore:
             stream.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     @classmethod
-    def read(cls, stream: IO[str], source: str = "results") -> ResultStore:
-        """Parse what :meth:`dump` wrote; a malformed stream raises :class:`ProjectError`."""
+    def read(
+        cls, stream: IO[str], source: str = "results", expect: tuple[int, int, int] | None = None
+    ) -> ResultStore:
+        """Parse what :meth:`dump` wrote; a malformed stream raises :class:`ProjectError`.
+
+        ``expect`` = ``(width, height, num_frames)`` of the open video: results of another size or
+        length are refused before any record is read.
+        """
 
         def records() -> Iterator[object]:
             for line in stream:
@@ -375,7 +400,7 @@ class ResultStore:
             header = json.loads(stream.readline() or "null")
         except ValueError as exc:
             raise ProjectError(f"{source} is not a tracked-results file (not JSON lines: {exc}).") from exc
-        return cls._from_parts(header, records(), source)
+        return cls._from_parts(header, records(), source, expect)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the store to ``path`` atomically (gzip when the name ends in ``.gz``)."""
@@ -423,6 +448,33 @@ class ResultStore:
         return {"size": [self.height, self.width], "counts": _counts(entry)}
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (Linux); 0o022 where it cannot be read."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def _check_size(store: ResultStore, expect: tuple[int, int, int] | None, source: str) -> None:
+    """The header's size and length against the open video (or, without one, the pixel cap)."""
+    found = (store.width, store.height, store.num_frames)
+    if expect is not None and found != tuple(expect):
+        raise ProjectError(
+            f"{source} holds results that do not match the video ({store.width}×{store.height}, "
+            f"{store.num_frames} frames; the video is {expect[0]}×{expect[1]}, {expect[2]} frames): "
+            "the file is damaged or for another video."
+        )
+    if store.width * store.height > MAX_PIXELS:
+        raise ProjectError(
+            f"{source} holds results of {store.width}×{store.height} pixels, over the {MAX_PIXELS} allowed."
+        )
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = None) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success ``os.replace`` it onto ``path``.
@@ -437,7 +489,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are ordinary user files
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; results follow the umask
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -30,7 +30,7 @@ import numpy as np
 
 from .edits import Edit, EditLog
 from .errors import Cancelled, InputError, ProjectError, TrackerError
-from .masks import MaskStats, mask_iou, resize_mask, stack_stats
+from .masks import MaskStats, decode_rle, encode_mask, mask_iou, stack_stats
 from .settings import Settings, resolve_settings
 from .types import Box, Candidate, FramePrompt, FrameResult, TrackedObject, VideoInfo, color_for
 
@@ -883,66 +883,32 @@ class Workspace:
 
         Each imported object becomes an object here: all its masks go into the results (so they
         can be reviewed, flagged and exported as they are), and its first annotated frame becomes
-        its mask prompt, so tracking again refines from there. Masks made at another size with
-        the same aspect ratio are rescaled (nearest neighbour).
+        its mask prompt, so tracking again refines from there. The file is read by
+        :func:`tracker.annotations.read_annotations` (checked against this video before anything
+        is decoded; masks of another size with the same aspect ratio rescaled); a file that does
+        not fit changes nothing.
         """
-        from .export import read_coco, read_png_masks, read_ytvis
+        from .annotations import read_annotations
 
-        path = Path(path)
-        if not path.exists():
-            raise InputError(f"{path.name} does not exist.")
-        names: dict[int, str] = {}
-        if path.suffix.lower() == ".json":
-            import json
-
-            try:
-                head = json.loads(path.read_text())
-            except (OSError, ValueError) as error:
-                raise InputError(f"{path.name} is not a readable JSON file ({error}).") from None
-            reader = read_ytvis if isinstance(head, dict) and "videos" in head else read_coco
-            imported = reader(path)
-            masks, names = imported.masks, dict(imported.names)
-        else:
-            masks = read_png_masks(path)
-        if not any(masks.values()):
-            raise InputError(f"{path.name} holds no masks to import.")
-        # every frame of the file counts as annotated: an object missing from one is absent there
-        masks = {
-            f: {oid: self._fit_mask(m, path.name) for oid, m in objs.items()} for f, objs in masks.items()
-        }
-        if max(masks) >= self.info.num_frames:
-            raise InputError(
-                f"{path.name} has masks up to frame {max(masks)} but this video has {self.info.num_frames} frames: "
-                "import annotations made for this video."
-            )
+        imported = read_annotations(Path(path), self.info)
         with self._lock:
             created: list[TrackedObject] = []
             id_map: dict[int, int] = {}
-            for source_id in sorted({oid for objs in masks.values() for oid in objs}):
-                obj = self.add_object(names.get(source_id) or f"imported {source_id}")
+            for source_id in imported.object_ids:
+                obj = self.add_object(imported.names.get(source_id) or f"imported {source_id}")
                 id_map[source_id] = obj.object_id
                 created.append(obj)
-            empty = np.zeros((self.info.height, self.info.width), bool)
-            for frame_idx, objs in sorted(masks.items()):
-                stack = np.stack([objs.get(source_id, empty) for source_id in id_map])
-                ids = tuple(id_map.values())
-                self.store.put(FrameResult(frame_idx, ids, stack, np.ones(len(ids), np.float32)))
+            # every frame of the file counts as annotated: an object missing from one is absent there
+            empty = encode_mask(np.zeros((self.info.height, self.info.width), bool))
+            for frame_idx, objs in sorted(imported.rles.items()):
+                for source_id, object_id in id_map.items():
+                    self.store.put_rle(frame_idx, object_id, objs.get(source_id, empty))
             for source_id, object_id in id_map.items():
-                first = min(f for f, objs in masks.items() if source_id in objs)
-                self._apply_prompt(FramePrompt(object_id, first, mask=masks[first][source_id]))
+                first = imported.first_frame(source_id)
+                mask = decode_rle(imported.rles[first][source_id])
+                self._apply_prompt(FramePrompt(object_id, first, mask=mask))
             self._stale_objects.difference_update(id_map.values())
             return created
-
-    def _fit_mask(self, mask: np.ndarray, source: str) -> np.ndarray:
-        h, w = mask.shape
-        if (w, h) == (self.info.width, self.info.height):
-            return mask
-        if abs(w / h - self.info.width / self.info.height) > 0.02:
-            raise InputError(
-                f"The masks in {source} are {w}×{h} but the video is {self.info.width}×{self.info.height}: "
-                "import annotations made for this video."
-            )
-        return resize_mask(mask, self.info.width, self.info.height)
 
     @property
     def was_cancelled(self) -> bool:
@@ -1015,7 +981,9 @@ class Workspace:
         """Restore objects, prompts (replayed through SAM 2) and tracked results from a project file."""
         from .project import Project
 
-        project = Project.load(Path(path))
+        # the project is read against this video: its results are compared with the open video's
+        # size and length, never with what the file claims
+        project = Project.load(Path(path), self.info)
         project.check_video(self.info)
         history = [Edit.from_dict(edit) for edit in project.edits()]
         with self._lock:

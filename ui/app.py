@@ -34,6 +34,8 @@ EXAMPLES = [  # (file in assets/, prompt, label on the button)
     ("two_cars.mp4", "yellow car", "Two cars · “yellow car”"),
 ]
 MODEL = "model"  # concurrency group of every event that runs a model
+# opening projects and importing annotations: file work in its own group, outside the model slot
+FILES: dict[str, Any] = {"concurrency_id": "files", "concurrency_limit": 2}
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 
 
@@ -577,7 +579,7 @@ def _wire_review_and_download(
     )
 
     open_event = download.open_project.upload(
-        gpu(handlers.open_project), [session, download.open_project], refine_out, **model, **PRIVATE
+        gpu(handlers.open_project), [session, download.open_project], refine_out, **FILES, **PRIVATE
     )
     (
         open_event.success(handlers.find_view, [session], page.find_out, **PRIVATE)
@@ -590,6 +592,7 @@ def _wire_review_and_download(
         review_slider=step.slider, review_image=step.view, review_status=step.status, mode=page.refine.mode,
         refine_status=page.refine.status, refine_out=refine_out, review_out=review_out,
         download_out=download_out, result_video=page.track.result_video, model=model, private=PRIVATE,
+        files=FILES,
     )  # fmt: skip
 
 
@@ -646,7 +649,8 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
         _wire_api(page.api, public, model)
 
         def close_tab(request: gr.Request) -> None:
-            store.close(getattr(request, "session_hash", None))
+            # fired whenever the page's connection ends, not only on close: mark, never delete
+            store.unload(getattr(request, "session_hash", None))
 
         demo.unload(close_tab)
     # light events (previews, renames) run side by side; model work is limited by its own group

@@ -191,6 +191,22 @@ def parse_size(value: str | None) -> str | None:
     return None if int(number) == 0 else f"{int(number)}{unit or 'b'}"
 
 
+def size_bytes(size: str | None) -> int | None:
+    """A :func:`parse_size` result ("500mb") in bytes, as Gradio counts them (1 kb = 1024 b)."""
+    if size is None:
+        return None
+    number, unit = _SIZE.match(size).groups()  # type: ignore[union-attr]
+    return int(number) * 1024 ** ("b", "kb", "mb", "gb", "tb").index((unit or "b").lower())
+
+
+def guard_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``demo.launch()`` keywords that put :class:`ui.middleware.RequestGuard` in front of the app."""
+    from .middleware import RequestLimits, app_kwargs
+
+    limits = RequestLimits.for_upload(size_bytes(parse_size(args.max_upload)))
+    return {"app_kwargs": app_kwargs(limits)}
+
+
 def limits_from(args: argparse.Namespace) -> dict[str, Any]:
     """Keywords for :meth:`ui.services.Services.from_settings`: video length and temp folder caps."""
     return {
@@ -205,7 +221,11 @@ def check_temp_root(path: Path) -> None:
 
     Per-session files anywhere else could not be downloaded, and opening that folder with
     ``allowed_paths`` would serve every session's files to anyone who asks, so refuse to start.
+    The root must also be this user's alone (:func:`ui.state.ensure_private_root`: made 0700,
+    refused when another user owns it or others can write to it).
     """
+    from .state import ensure_private_root
+
     root = Path(path).resolve()
     homes = [Path(tempfile.gettempdir()).resolve(), Path.cwd().resolve()]
     if not any(root == home or home in root.parents for home in homes):
@@ -213,6 +233,7 @@ def check_temp_root(path: Path) -> None:
             f"--temp-dir {path} must be inside the system temp folder ({homes[0]}) or the folder the app "
             "runs from, so the page can hand out results; pick one there (or set TMPDIR)."
         )
+    ensure_private_root(root)
 
 
 def launch_options(args: argparse.Namespace) -> dict[str, Any]:

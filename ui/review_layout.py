@@ -216,8 +216,10 @@ def wire(
     result_video: gr.Video,
     model: dict[str, Any],
     private: dict[str, Any],
+    files: dict[str, Any] | None = None,
 ) -> None:
-    """Connect the loop's components (the page's own events are wired in ``ui.app``)."""
+    """Connect the loop's components (the page's own events are wired in ``ui.app``); ``files``:
+    the concurrency group of the import (file work, kept out of the model slot)."""
     handlers = review_loop.handlers
     frame_out = [review_slider, review_image, review_status, timeline_image, tools.flags]
     flag_inputs = [session, review_slider, tools.flag_filter]
@@ -257,7 +259,11 @@ def wire(
     )
     (
         import_button.upload(
-            gpu(review_loop.import_annotations), [session, import_button], refine_out, **model, **private
+            gpu(review_loop.import_annotations),
+            [session, import_button],
+            refine_out,
+            **(files or model),
+            **private,
         )
         .success(gpu(review_loop.check), [session], review_out, **model, **private)
         .then(review_loop.prepare_downloads, [session], download_out, **private)

@@ -49,8 +49,13 @@ class MissingWeights:
 
 
 def default_temp_root() -> Path:
-    """``$TRACKER_TEMP`` or ``<system temp>/tracker-webapp``; nothing is created here."""
-    return Path(os.environ.get("TRACKER_TEMP") or Path(tempfile.gettempdir()) / "tracker-webapp")
+    """``$TRACKER_TEMP`` or ``<system temp>/tracker-webapp-<uid>``; nothing is created here.
+
+    The user id in the name keeps two local users from sharing (or squatting) one folder;
+    :func:`ui.state.ensure_private_root` refuses a root someone else owns or can write to.
+    """
+    default = Path(tempfile.gettempdir()) / f"tracker-webapp-{os.getuid()}"
+    return Path(os.environ.get("TRACKER_TEMP") or default)
 
 
 def can_stream_video() -> bool:
