@@ -198,10 +198,12 @@ def test_files_per_request_are_capped(app, tmp_path):
 
 def test_extra_arguments_to_track_are_refused(app):
     _, http, _ = app
-    response = http.post("/gradio_api/call/track", json={"data": [None, "red", "", "fast", 1, "extra"]})
+    response = http.post(
+        "/gradio_api/call/track", json={"data": [None, "red", "", "fast", 1, False, None, "extra"]}
+    )
     assert response.status_code == 422, response.text
     message = response.json()["error"]
-    assert message.startswith("/track takes 5 arguments") and "given 6" in message, message
+    assert message.startswith("/track takes 7 arguments") and "given 8" in message, message
     assert alive(http)
 
 
