@@ -477,7 +477,7 @@ def test_page_has_the_stable_ids_and_one_public_endpoint(tmp_path):
     endpoints = demo.get_api_info()["named_endpoints"]
     assert list(endpoints) == ["/track", "/candidates"]
     params = [p["parameter_name"] for p in endpoints["/track"]["parameters"]]
-    assert params == ["video", "prompt", "negative_prompt", "preset", "max_objects"]
+    assert params == ["video", "prompt", "negative_prompt", "preset", "max_objects", "discover", "discover_every"]
     params = [p["parameter_name"] for p in endpoints["/candidates"]["parameters"]]
     assert params == ["video", "prompt", "negative_prompt", "preset", "max_candidates"]
     assert "random-weights-banner" not in ids and ids["find-btn"]["props"]["interactive"] is True
