@@ -39,3 +39,22 @@ def one_hub(monkeypatch):
     hub = shared_hub()  # built before the patch below
     monkeypatch.setattr(tracker.models, "ModelHub", lambda *args, **kwargs: hub)
     return hub
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    """SAM 2.1 tiny at image size 256 on random weights (seed 0), one per test module."""
+    import warnings
+
+    import torch
+    from sam2.build_sam import build_sam2_video_predictor
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_sam2_video_predictor(
+            "configs/sam2.1/sam2.1_hiera_t.yaml",
+            None,
+            device="cpu",
+            hydra_overrides_extra=["++model.image_size=256"],
+        )

@@ -127,3 +127,17 @@ def make_video(
         )
         target.unlink()
     return truth
+
+
+class ListFrames:
+    """An in-memory FrameSequence (what TrackingSession reads frames from)."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self.frames = frames
+        self.height, self.width = frames[0].shape[:2]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def get(self, frame_idx: int) -> np.ndarray:
+        return self.frames[frame_idx]

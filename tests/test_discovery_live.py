@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from tests.standins_discovery import BLUE, RED, Disc, StandInComponentDetector, render_scene
+from tests.synthetic import ListFrames
 from tracker.cli import main
 from tracker.discovery import DiscoveryConfig
 from tracker.session import TrackingSession
@@ -33,39 +34,12 @@ NUM_FRAMES = 16
 FAST = ["--random-weights", "--device", "cpu", "--image-size", "256", "--top-frames", "1", "--offline"]
 
 
-class ListFrames:
-    def __init__(self, frames: list[np.ndarray]) -> None:
-        self.frames = frames
-        self.height, self.width = frames[0].shape[:2]
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def get(self, frame_idx: int) -> np.ndarray:
-        return self.frames[frame_idx]
-
-
 def scene():
     """A blue disc all along, a red disc entering from the left on frame 4 (128×96)."""
     return [
         Disc(BLUE, 12, lambda f: (90, 30)),
         Disc(RED, 12, lambda f: None if f < 4 else (-11 + 4 * (f - 4), 60)),
     ]
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    from sam2.build_sam import build_sam2_video_predictor
-
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return build_sam2_video_predictor(
-            "configs/sam2.1/sam2.1_hiera_t.yaml",
-            None,
-            device="cpu",
-            hydra_overrides_extra=["++model.image_size=256"],
-        )
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.synthetic import render
+from tests.synthetic import ListFrames, render
 from tracker import object_batch
 from tracker.session import TrackingSession
 from tracker.types import FramePrompt, FrameResult
@@ -30,18 +30,6 @@ WIDTH, HEIGHT = 128, 96
 NUM_FRAMES = 10
 LOGIT_TOLERANCE = 1e-3
 PIXEL_TOLERANCE = 0.005
-
-
-class ListFrames:
-    def __init__(self, frames: list[np.ndarray]) -> None:
-        self.frames = frames
-        self.height, self.width = frames[0].shape[:2]
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def get(self, frame_idx: int) -> np.ndarray:
-        return self.frames[frame_idx]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -57,21 +45,6 @@ def _quiet_sam2():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    from sam2.build_sam import build_sam2_video_predictor
-
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return build_sam2_video_predictor(
-            "configs/sam2.1/sam2.1_hiera_t.yaml",
-            None,
-            device="cpu",
-            hydra_overrides_extra=["++model.image_size=256"],
-        )
 
 
 @pytest.fixture(scope="module")

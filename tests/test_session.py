@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.synthetic import render
+from tests.synthetic import ListFrames, render
 from tracker.errors import InputError
 from tracker.session import TrackingSession, preprocess_frame, resolve_masks
 from tracker.types import FramePrompt, FrameResult
@@ -27,20 +27,6 @@ WIDTH, HEIGHT = 128, 96
 NUM_FRAMES = 12
 
 
-class ListFrames:
-    """An in-memory FrameSequence."""
-
-    def __init__(self, frames: list[np.ndarray]) -> None:
-        self.frames = frames
-        self.height, self.width = frames[0].shape[:2]
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def get(self, frame_idx: int) -> np.ndarray:
-        return self.frames[frame_idx]
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
     # On a busy machine, OpenMP's barrier waits make two threads several times slower than one.
@@ -48,21 +34,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    from sam2.build_sam import build_sam2_video_predictor
-
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return build_sam2_video_predictor(
-            "configs/sam2.1/sam2.1_hiera_t.yaml",
-            None,
-            device="cpu",
-            hydra_overrides_extra=["++model.image_size=256"],
-        )
 
 
 @pytest.fixture(scope="module")
