@@ -662,7 +662,9 @@ def standin_services(temp_root: Path, streaming: bool = False, **overrides):
         return blend(frame, result, {rank: TrackedObject(rank, "", (255, 196, 0))})
 
     values = dict(
-        settings=Settings(),
+        # discovery off: the stand-in's own discovery adds an object, which only the tests that
+        # ask for it expect (the default, on, is tested in tests/test_discovery_default.py)
+        settings=Settings(discover=False),
         open_workspace=lambda video, settings, workdir: StandInWorkspace.open(video, None, settings, workdir),
         presets=[PresetChoice(name, name.capitalize()) for name in PRESET_NAMES],
         default_preset="balanced",

@@ -223,7 +223,8 @@ def _add_output_options(p: argparse.ArgumentParser, out_help: str):
         action="store_true",
         default=None,
         help="look for the prompt every few frames while tracking: objects that enter later get new ids, "
-        "lost ones get their id back (about 5 %% more tracking time on a 2-core CPU at the default interval)",
+        "lost ones get their id back (about 5 %% more tracking time on a 2-core CPU at the default interval); "
+        "the default, except with --random-weights",
     )
     d.add_argument("--no-discover", dest="discover", action="store_false", help="track only what Find chose")
     d.add_argument(
@@ -371,11 +372,12 @@ def _settings(args: argparse.Namespace):
     )
 
 
-def _discover(args: argparse.Namespace) -> bool:
-    """``--discover`` / ``--no-discover``; ``--discover-every`` alone turns it on."""
+def _discover(args: argparse.Namespace) -> bool | None:
+    """``--discover`` / ``--no-discover``; ``--discover-every`` alone turns it on; neither: None,
+    the default (:func:`tracker.discovery.on_by_default`)."""
     choice = getattr(args, "discover", None)
     if choice is None:
-        return getattr(args, "discover_every", None) is not None
+        return True if getattr(args, "discover_every", None) is not None else None
     return bool(choice)
 
 

@@ -38,7 +38,9 @@ class Settings:
     threshold: float = 20.0  # minimum candidate score (100·cos)
     take_best: bool = False  # use the best candidates even when none reaches the threshold
     max_objects: int = 1
-    discover: bool = False  # find new objects while tracking (tracker.discovery)
+    # find new objects while tracking (tracker.discovery); None = on where it is affordable
+    # (tracker.discovery.on_by_default: everywhere but on random weights)
+    discover: bool | None = None
     discover_every: int = 20  # frames between two discovery checks
     overlap_iou: float = 0.5  # same-frame candidates overlapping more than this are one instance
     bf16: bool | None = None  # autocast; None = where it helps
@@ -89,6 +91,10 @@ def resolve_settings(settings: Settings) -> Settings:
         "points_per_side": settings.points_per_side or preset.points_per_side,
         "top_frames": settings.top_frames or preset.top_frames,
     }
+    if settings.discover is None:
+        from .discovery.config import on_by_default
+
+        fill["discover"] = on_by_default(settings.random_weights)
     resolved = dataclasses.replace(settings, **fill)
     if image_size % 32:
         raise InputError(f"The processing size must be a multiple of 32 (got {resolved.image_size}).")

@@ -51,7 +51,7 @@ class PublicAPI:
         negative_prompt: str | None = None,
         preset: str | None = None,
         max_objects: float | None = 1,
-        discover: bool = False,
+        discover: bool | None = None,
         discover_every: float | None = None,
     ) -> tuple[str, str, str]:
         """Find what the prompt describes in a video and track it through every frame with SAM 2; returns the overlay video, a zip of all annotations and a summary.
@@ -64,7 +64,7 @@ class PublicAPI:
             negative_prompt: what not to pick when something similar is also in view, e.g. "white sneaker" (optional, empty for none).
             preset: speed/quality trade-off: "fast", "balanced", "quality" or "best" (optional; empty for this server's default).
             max_objects: how many distinct matches on the best frame to follow, from 1 to 10 (default 1).
-            discover: also find new objects while tracking (default false): every discover_every frames the prompt is searched for again; a match that no tracked object covers and is found again at the next check becomes a new object (tracked back to where it entered), and a lost object that reappears gets its old id back. max_objects then caps the total. Costs extra time per check.
+            discover: also find new objects while tracking (default: this server's, which is on unless it runs on random weights or ZeroGPU): every discover_every frames the prompt is searched for again; a match that no tracked object covers and is found again at the next check becomes a new object (tracked back to where it entered), and a lost object that reappears gets its old id back. max_objects then caps the total. Costs extra time per check.
             discover_every: frames between two discovery checks when discover is on, from 1 to 10000 (optional; empty for this server's default, 20). Smaller finds newcomers sooner but costs more.
         Returns:
             overlay: the video with each object's mask, id and trail drawn (mp4).

@@ -391,9 +391,10 @@ def _track_step(services: Services) -> TrackStep:
                 scale=2,
             )
             discover = gr.Checkbox(
-                value=False,
+                value=services.discover_default,
                 label="Find new ones while tracking",
-                info=text.DISCOVER_INFO,
+                info=text.DISCOVER_INFO if services.discovery_available else text.DISCOVER_UNAVAILABLE,
+                interactive=services.discovery_available,
                 elem_id="discover",
                 scale=1,
             )
@@ -455,7 +456,7 @@ def _download_step() -> DownloadStep:
     return DownloadStep(zip_btn, project_btn, open_btn, import_btn, download_status, downloads)
 
 
-def _api_components() -> ApiComponents:
+def _api_components(discover_default: bool) -> ApiComponents:
     """Hidden inputs and outputs of the two public endpoints (gradio_client, MCP tools).
 
     Labels are the parameter names clients and agents see; keep them equal to the
@@ -476,7 +477,7 @@ def _api_components() -> ApiComponents:
             best=gr.Image(label="best_candidate", format="png"),
             track=gr.Button("track"),
             find=gr.Button("candidates"),
-            discover=gr.Checkbox(label="discover", value=False),
+            discover=gr.Checkbox(label="discover", value=discover_default),
             discover_every=gr.Number(label="discover_every", value=None, precision=0),
         )
 
@@ -640,7 +641,7 @@ def build_demo(services: Services, store: SessionStore | None = None) -> gr.Bloc
             track=_track_step(services),
             review=_review_step(),
             download=_download_step(),
-            api=_api_components(),
+            api=_api_components(services.discover_default),
         )
         _wire_input_and_find(page, handlers, review_loop, model)
         _wire_refine(page, handlers, model)

@@ -768,7 +768,7 @@ class Handlers:
         negative_prompt: str | None = None,
         preset: str | None = None,
         max_objects: float | None = None,
-        discover: bool | None = False,
+        discover: bool | None = None,
         discover_every: float | None = None,
     ):
         """Find the prompt in the video, track the best match(es) and return the overlay video and a zip of every annotation.
@@ -779,7 +779,7 @@ class Handlers:
             negative_prompt: what not to pick (optional).
             preset: speed/quality preset: fast, balanced, quality or best (optional; default: this machine's).
             max_objects: how many distinct matches on the best frame to follow, 1–10 (optional; default 1).
-            discover: also find new objects while tracking (optional; default off).
+            discover: also find new objects while tracking (optional; default: this server's, on unless it runs on random weights or ZeroGPU).
             discover_every: frames between two discovery checks (optional; default the settings').
         Returns:
             overlay: the video with masks, ids and trails drawn (mp4).
@@ -795,7 +795,7 @@ class Handlers:
             raise user_error(error) from None
 
     def _api_track(
-        self, video, prompt, negative_prompt, preset, max_objects, discover=False, discover_every=None
+        self, video, prompt, negative_prompt, preset, max_objects, discover=None, discover_every=None
     ):
         from tracker.pipeline import track_video
 
@@ -830,7 +830,10 @@ MAX_DISCOVER_EVERY = 10_000  # frames; /track refuses a longer interval
 
 
 def _with_discovery(settings, discover: bool | None, every: float | None):
-    """``settings`` with /track's ``discover`` / ``discover_every`` (``every`` None: the settings')."""
+    """``settings`` with /track's ``discover`` / ``discover_every`` (``discover`` None: the
+    settings' choice; ``every`` None: the settings')."""
+    if discover is None:
+        discover = bool(settings.discover)
     if not discover:
         return dataclasses.replace(settings, discover=False)
     if every is None or every == "":

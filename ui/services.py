@@ -87,14 +87,33 @@ class Services:
         return bool(self.settings.random_weights)
 
     @property
+    def discovery_available(self) -> bool:
+        """Discovery needs a tracking session it can add objects to mid-run: not on ZeroGPU."""
+        return self.device_label != "ZeroGPU"
+
+    @property
+    def discover_default(self) -> bool:
+        """Where the "Find new ones while tracking" switch (and /track's ``discover``) starts:
+        the settings' choice, else :func:`tracker.discovery.on_by_default` where available."""
+        if not self.discovery_available:
+            return False
+        if self.settings.discover is not None:
+            return bool(self.settings.discover)
+        from tracker.discovery.config import on_by_default
+
+        return on_by_default(self.random_weights)
+
+    @property
     def ready(self) -> bool:
         """False when weights or model packages are missing: the run buttons are off."""
         return not self.missing_weights and not self.missing_packages
 
     def settings_for(self, preset: str | None) -> Settings:
+        """The settings for ``preset``, discovery resolved to :attr:`discover_default` when unset."""
         names = {p.name for p in self.presets}
         chosen = preset if preset in names else self.default_preset
-        return dataclasses.replace(self.settings, preset=chosen)
+        discover = self.discover_default if self.settings.discover is None else self.settings.discover
+        return dataclasses.replace(self.settings, preset=chosen, discover=discover)
 
     @classmethod
     def from_settings(

@@ -123,3 +123,4 @@ DISCOVER_INFO = (
     "Look for more of the prompt every few frames: things that enter later get their own id, "
     "lost ones get theirs back. About 5 % more tracking time on a 2-core CPU at every 20 frames."
 )
+DISCOVER_UNAVAILABLE = "Not available on ZeroGPU yet: add objects that enter later by hand."

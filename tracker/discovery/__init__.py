@@ -10,7 +10,7 @@ imported on its own (it needs torch).
 
 from __future__ import annotations
 
-from .config import DEFAULT_EVERY, DiscoveryConfig
+from .config import DEFAULT_EVERY, DiscoveryConfig, on_by_default
 from .controller import CheckReport, Discovery, Sighting
 from .exemplars import ExemplarBank, exemplar_score
 from .matching import assign_exclusive, covered, match_tracked
@@ -34,4 +34,5 @@ __all__ = [
     "covered",
     "exemplar_score",
     "match_tracked",
+    "on_by_default",
 ]
