@@ -86,3 +86,17 @@ def test_the_page_shows_the_switch_in_its_default_position(tmp_path):
         False,
         False,
     )
+
+
+def test_the_pipeline_skips_discovery_when_there_is_no_prompt_to_look_for():
+    """A project made by clicks alone has no prompt: with discovery on by default it still tracks."""
+    from types import SimpleNamespace
+
+    from tracker.pipeline import _discovery_config
+
+    on = Settings(discover=True, discover_every=7)
+    config = _discovery_config(SimpleNamespace(settings=on, prompt_text="dog"), 3)
+    assert (config.every, config.max_objects) == (7, 3)
+    assert _discovery_config(SimpleNamespace(settings=on, prompt_text=""), 3) is None
+    off = Settings(discover=False)
+    assert _discovery_config(SimpleNamespace(settings=off, prompt_text="dog"), 3) is None

@@ -320,6 +320,18 @@ def test_finding_new_ones_while_tracking_lists_them_when_done(tmp_path, small_vi
     store.close_all()
 
 
+def test_the_switch_on_without_a_prompt_tracks_and_says_nothing_was_looked_for(tmp_path, small_video):
+    """The switch starts on; objects made by clicks alone (no Find, no prompt) still track."""
+    store = SessionStore(tmp_path / "s")
+    app = Handlers(standin_services(tmp_path / "s"), store)
+    session = opened(app, small_video)
+    app.click(session, select([80, 60]))
+    final = list(app.track(session, "forward", True, 4))[-1]
+    assert "Done" in final.status and text.DISCOVER_NO_PROMPT in final.status
+    assert session.workspace.found == [] and session.workspace.last_discovery is None
+    store.close_all()
+
+
 @pytest.mark.parametrize("streaming", [False, True])
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 def test_one_way_runs_still_end_with_a_video(tmp_path, small_video, streaming, direction):

@@ -304,7 +304,7 @@ def track_video(
             _find(ws, summary, max_objects, cancel, report)
         if cancel is not None and cancel.is_set():
             raise Cancelled("Stopped before tracking started; nothing was written.")
-        _track(ws, summary, cancel, report, _discovery_config(ws.settings, max_objects))
+        _track(ws, summary, cancel, report, _discovery_config(ws, max_objects))
         _export(ws, out, formats, summary, report)
     summary.timings["total"] = time.perf_counter() - started
     return summary
@@ -428,8 +428,14 @@ def _objects_from_project(ws: Workspace) -> list[ChosenObject]:
     ]
 
 
-def _discovery_config(settings: Settings, max_objects: int | None):
+def _discovery_config(ws: Workspace, max_objects: int | None):
+    """Discovery's config when ``settings.discover`` is on and there is a prompt to look for (a
+    project made without Find has none: it is then tracked as it is, and the log says so)."""
+    settings = ws.settings
     if not settings.discover:
+        return None
+    if not ws.prompt_text:
+        logger.info("discovery off: the project has no prompt to look for (run Find to set one)")
         return None
     from .discovery import DiscoveryConfig
 

@@ -644,7 +644,10 @@ class Handlers:
                 session, None, live_hidden if streaming else gr.update(value=None, visible=True), ""
             )
             # the progress bar on the status line says it all while running
-            options = _discovery_options(discover, discover_every)
+            # the switch is on by default: without a prompt (objects made by clicks alone) there
+            # is nothing to look for, so the run tracks what is there and the status says so
+            options = _discovery_options(discover and bool(ws.prompt_text), discover_every)
+            note = text.DISCOVER_NO_PROMPT if discover and not ws.prompt_text else ""
             found = ws.found
             seen = len(found)
             for event in ws.track(direction=direction, cancel=session.cancel, **options):
@@ -661,13 +664,13 @@ class Handlers:
                     last_live = time.monotonic()
                     live = gr.update(value=event.overlay, visible=True)
                     yield TrackView(session, None if streaming else gr.skip(), live, "")
-            yield self._track_done(session, ws, direction, stream, run_dir, progress)
+            yield self._track_done(session, ws, direction, stream, run_dir, progress, note)
         finally:
             stream.abort()
             session.tracking = False
 
     def _track_done(
-        self, session: UISession, ws, direction: str, stream, run_dir: Path, progress
+        self, session: UISession, ws, direction: str, stream, run_dir: Path, progress, note: str = ""
     ) -> TrackView:
         """The last view of a run: the whole overlay (or the stream's last segment) and what was kept."""
         streaming = self.services.streaming
@@ -683,7 +686,7 @@ class Handlers:
             status = f"Stopped. The {done} frames tracked so far are kept."
         else:
             status = f"Done: {done} frames tracked. Review them below, or download the results."
-        status += _found_sentence(ws)
+        status += _found_sentence(ws) + (f" {note}" if note else "")
         if streaming:
             return TrackView(session, segment, gr.update(visible=False), status)
         return TrackView(session, _existing(ws.last_overlay), gr.update(visible=False), status)

@@ -123,4 +123,5 @@ DISCOVER_INFO = (
     "Look for more of the prompt every few frames: things that enter later get their own id, "
     "lost ones get theirs back. About 5 % more tracking time on a 2-core CPU at every 20 frames."
 )
+DISCOVER_NO_PROMPT = "New objects were not looked for: there is no prompt (run Find to set one)."
 DISCOVER_UNAVAILABLE = "Not available on ZeroGPU yet: add objects that enter later by hand."
