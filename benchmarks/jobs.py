@@ -3,8 +3,10 @@
 A *spec* is a JSON-able dict the parent writes (see ``benchmarks/plan.py``); the *record* the job
 returns is what the report reads. Kinds:
 
-* ``ours`` — ``Workspace.open`` → box on frame 0 → ``track`` (mode "track", with the overlay mp4)
-  or ``session.propagate`` (mode "propagate"); RSS per frame, the library's stage times.
+* ``ours`` — ``Workspace.open`` → box on frame 0 → ``track`` (mode "track", with the overlay mp4;
+  with ``discover_every``, discovery looking every that many frames and adding nothing:
+  ``arms.looking``) or ``session.propagate`` (mode "propagate"); RSS per frame, the library's
+  stage times.
 * ``plain`` — plain SAM 2 on a JPEG folder, as its examples drive it.
 * ``find`` — ``Workspace.find_candidates`` twice: cold (models built in the call), then warm.
 * ``paired`` — several arms (ours / plain) in one process, one frame each in turn.
@@ -27,7 +29,9 @@ from benchmarks.arms import (
     PlainArm,
     autocast_name,
     compile_predictor,
+    discovery_record,
     interleave,
+    looking,
     no_new_models,
     prompt_box,
     settings_for,
@@ -125,7 +129,10 @@ def job_ours(spec: dict[str, Any]) -> dict[str, Any]:
 def _track(ws: Any, spec: dict[str, Any], meter: JobMeter, device: Any) -> dict[str, Any]:
     """Drive ``ws`` through the video; timings, CPU and RSS per frame."""
     overlay = Path(spec["workdir"]) / "overlay.mp4"
-    if spec["mode"] == "track":
+    if spec["mode"] == "track" and spec.get("discover_every"):
+        ws.prompt_text = spec.get("prompt") or "object"
+        frames = ws.track(direction="both", overlay_path=overlay, discover=looking(spec["discover_every"]))
+    elif spec["mode"] == "track":
         frames = ws.track(direction="both", overlay_path=overlay)
     else:
         frames = ws.session.propagate(direction="forward")
@@ -154,6 +161,9 @@ def _track(ws: Any, spec: dict[str, Any], meter: JobMeter, device: Any) -> dict[
         peak_rss_tracking_mb=meter.sampler.peak(track_started, track_ended) / MB,
         **rss_trace(rss_per_frame),
     )
+    looked = discovery_record(ws) if spec["mode"] == "track" else None
+    if looked is not None:
+        out["discovery"] = looked
     return out
 
 
@@ -387,7 +397,13 @@ def _build_arm(spec: dict[str, Any], arm: dict[str, Any], number: int, hub: Any)
     workspace_predictor(hub, ws)
     loaded = time.perf_counter()
     made = OursArm(
-        arm["name"], ws, arm["mode"], folder / "overlay.mp4", arm.get("discover_every"), arm.get("prompt")
+        arm["name"],
+        ws,
+        arm["mode"],
+        folder / "overlay.mp4",
+        arm.get("discover_every"),
+        arm.get("prompt"),
+        skip_covered=arm.get("skip_covered", True),
     )
     made.phases.update(open_s=opened - started, model_load_s=loaded - opened)
     return made
