@@ -200,6 +200,9 @@ def plan_discovery(ctx: Context) -> dict[str, Any]:
     looking (proposals from the tracker's own features + CLIP crop scores) on every check. A
     third arm (``--no-discovery-baseline`` leaves it out) looks without skipping the regions
     tracked objects cover (``DiscoveryConfig.skip_covered=False``): the check as it was before.
+    Random-weight masks are noise that covers nothing solidly, so a ``detect`` job then times
+    the detector alone on ``--detect-checks`` check frames with and without a solid tracked
+    mask (``jobs.job_detect``).
     """
     from tracker.devices import default_preset
     from tracker.video import probe
@@ -227,6 +230,13 @@ def plan_discovery(ctx: Context) -> dict[str, Any]:
     label = f"discovery: off vs on every {args.discover_every} frames ({frames} frames of {video.name}, interleaved)"
     spec = {"video": str(video), "end_time": end_time, "num_frames": frames}
     section["runs"].append(ctx.run("paired", label, arms=arms, **spec, **ctx.common))
+    if not args.no_discovery_baseline:
+        checks = max(1, min(args.detect_checks, (frames - 1) // args.discover_every))
+        label = f"discovery: the detector with and without a solid tracked mask ({checks} check frames)"
+        section["detect"] = ctx.run(
+            "detect", label, preset=preset.name, discover_every=args.discover_every, checks=checks,
+            prompt=args.find_prompt, **spec, **ctx.common,
+        )  # fmt: skip
     return section
 
 

@@ -424,11 +424,33 @@ def discovery_table(section: dict[str, Any], report: dict[str, Any]) -> list[str
             f"| {_f(work['crops_per_check'], '.1f')} / {_f(work['skipped_crops_per_check'], '.1f')} "
             f"| {seconds / d['off_s'] - 1:+.1%} |"
         )
-    return lines + [
+    lines += [
         "",
         f"At this speed a check every {d['every_for_25']} frames or more stays within 25 % of tracking time.",
         "",
     ]
+    return lines + _detect_lines(d.get("detect"))
+
+
+def _detect_lines(detect: dict[str, Any] | None) -> list[str]:
+    if not detect:
+        return []
+    lines = [
+        f"**The detector alone** on {detect['checks']} check frames (the tracker's features reused), "
+        "called twice a frame in alternating order: nothing skipped, and given a solid tracked mask "
+        f"(an ellipse in the prompt box, {detect['covered_fraction']:.0%} of the frame: what real "
+        "weights would track there; random-weight masks are noise that covers nothing solidly)",
+        "",
+        "| | s per check | grid points decoded / skipped | crops scored / skipped |",
+        "|---|---|---|---|",
+    ]
+    for name, row in detect["variants"].items():
+        lines.append(
+            f"| {name} | {_f(row['s_per_detect'], '.3f')} | {row['points_per_check']:.1f} / "
+            f"{row['skipped_points_per_check']:.1f} | {row['crops_per_check']:.1f} / "
+            f"{row['skipped_crops_per_check']:.1f} |"
+        )
+    return lines + [""]
 
 
 # Section tables, in table order (Find has rows in the Stages table only).
@@ -443,6 +465,9 @@ TABLES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
 
 def failures(report: dict[str, Any]) -> list[str]:
     failed = [r for key in TABLES for r in (report.get(key) or {}).get("runs", []) if "error" in r]
+    detect = (report.get("discovery") or {}).get("detect")
+    if detect and "error" in detect:
+        failed.append(detect)
     if report.get("find") and "error" in report["find"]:
         failed.append(report["find"])
     if not failed:

@@ -160,6 +160,12 @@ def _parser() -> argparse.ArgumentParser:
         default=20,
         help="frames between discovery checks (discovery rows, and the memory rows with discovery on)",
     )
+    add(
+        "--detect-checks",
+        type=int,
+        default=6,
+        help="discovery section: check frames of the detector-alone job (solid tracked mask or none)",
+    )
     add("--no-memory-discovery", action="store_true", help="memory section: leave out the discovery-on runs")
     add(
         "--no-discovery-baseline",

@@ -302,7 +302,9 @@ def summarise_discovery(
     per_check = statistics.mean(looked["seconds"])
     overhead = on["propagated_s"] / off["propagated_s"] - 1.0
     baseline = arms.get("discovery on, nothing skipped")
+    detect = section.get("detect")
     out = {
+        "detect": None if not detect or "error" in detect else _detect_rows(detect),
         "skipping": _check_work(looked),
         "baseline": _check_work(baseline["discovery"]) if baseline and baseline.get("discovery") else None,
         "baseline_s": baseline["propagated_s"] if baseline else None,
@@ -340,6 +342,19 @@ def _check_work(looked: dict[str, Any]) -> dict[str, Any]:
         "crops_per_check": per("crops"),
         "skipped_crops_per_check": per("skipped_crops"),
     }
+
+
+def _detect_rows(detect: dict[str, Any]) -> dict[str, Any]:
+    """The detector-alone job: per variant, seconds per detect and work per check."""
+    checks = max(int(detect["checks"]), 1)
+    rows = {
+        name: {
+            "s_per_detect": statistics.mean(row["seconds"]) if row["seconds"] else None,
+            **{f"{key}_per_check": row[key] / checks for key in ("points", "skipped_points", "crops", "skipped_crops")},
+        }
+        for name, row in detect["variants"].items()
+    }
+    return {"checks": detect["checks"], "covered_fraction": detect["covered_fraction"], "variants": rows}
 
 
 SUMMARIES: dict[str, Callable[[dict[str, Any], dict[str, Any]], tuple[Any, Targets]]] = {

@@ -272,3 +272,12 @@ def test_discovery_rows_compare_discovery_off_and_on(tmp_path):
     assert report["targets"][-1]["target"] == "discovery overhead, a check every 4 frames"
     assert "| discovery on, every 4 frames |" in completed.stdout
     assert "| discovery on, nothing skipped (as before) |" in completed.stdout
+    # the detector alone on check frames 4 and 8, with and without a solid tracked mask
+    detect = report["discovery"]["detect"]
+    assert "error" not in detect, detect.get("error")
+    plain, solid = detect["variants"]["nothing skipped"], detect["variants"]["solid tracked mask"]
+    assert detect["checks"] == 2 and len(plain["seconds"]) == len(solid["seconds"]) == 2
+    assert plain["points"] == 2 * 16 and plain["skipped_points"] == plain["skipped_crops"] == 0
+    assert solid["skipped_points"] > 0 and solid["points"] + solid["skipped_points"] == 2 * 16
+    assert "**The detector alone** on 2 check frames" in completed.stdout
+    assert "| solid tracked mask |" in completed.stdout
