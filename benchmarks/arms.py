@@ -193,6 +193,7 @@ class OursArm(Arm):
         overlay: Path,
         discover_every: int | None = None,
         prompt: str | None = None,
+        skip_covered: bool = True,
     ) -> None:
         super().__init__(name)
         self.ws = ws
@@ -210,7 +211,7 @@ class OursArm(Arm):
             if discover_every:
                 ws.prompt_text = prompt or "object"
             self._iterator = ws.track(
-                direction="both", overlay_path=overlay, discover=_looking(discover_every)
+                direction="both", overlay_path=overlay, discover=looking(discover_every, skip_covered)
             )
         else:
             self._iterator = ws.session.propagate(direction="forward")
@@ -223,27 +224,55 @@ class OursArm(Arm):
 
     def record(self) -> dict[str, Any]:
         out = {**super().record(), "prefetch_wait_s": self.drain_s}
-        discovery = self.ws.last_discovery
-        if discovery is not None:
-            reports = discovery.reports
-            out["discovery"] = {
-                "checks": len(reports),
-                "frames": [r.frame for r in reports],
-                "seconds": [round(r.seconds, 4) for r in reports],
-                "detect_seconds": [round(r.detect_seconds, 4) for r in reports],
-                "reused_features": getattr(discovery.detector, "reused", None),
-                "found": len(discovery.records),
-            }
+        looked = discovery_record(self.ws)
+        if looked is not None:
+            out["discovery"] = looked
         return out
 
 
-def _looking(every: int | None) -> Any:
-    """Discovery that checks every ``every`` frames but never adds an object (None: off)."""
+def discovery_record(ws: Any) -> dict[str, Any] | None:
+    """What the last ``ws.track``'s discovery did: its checks (frames, seconds), the detector's
+    counters (features reused, grid points and crops done and skipped), objects found; None
+    when discovery was off."""
+    discovery = ws.last_discovery
+    if discovery is None:
+        return None
+    reports, detector = discovery.reports, discovery.detector
+    return {
+        "checks": len(reports),
+        "frames": [r.frame for r in reports],
+        "seconds": [round(r.seconds, 4) for r in reports],
+        "detect_seconds": [round(r.detect_seconds, 4) for r in reports],
+        "reused_features": getattr(detector, "reused", None),
+        "points": getattr(detector, "points", None),
+        "skipped_points": getattr(detector, "skipped_points", None),
+        "crops": getattr(detector, "crops", None),
+        "skipped_crops": getattr(detector, "skipped_crops", None),
+        "found": len(discovery.records),
+        "objects_at_end": len(ws.objects),
+        "report_masks_held": sum(int(r.result.masks.size) for r in reports),  # bool pixels kept
+    }
+
+
+def looking(every: int | None, skip_covered: bool = True) -> Any:
+    """Discovery that checks every ``every`` frames but never adds an object (None: off).
+
+    The real detector path runs on every check (SAM 2 point proposals from the tracker's
+    features, CLIP crop scores); the threshold and the re-acquisition similarity are +inf, out
+    of reach. (With random weights a finite threshold becomes -inf in
+    ``Workspace._start_discovery``, and every check would confirm noise: more objects, which is
+    not what speed or memory per frame of video asks.) ``skip_covered`` as in ``DiscoveryConfig``.
+    """
     if not every:
         return None
     from tracker.discovery import DiscoveryConfig
 
-    return DiscoveryConfig(every=int(every), threshold=float("inf"), reacquire_similarity=float("inf"))
+    return DiscoveryConfig(
+        every=int(every),
+        threshold=float("inf"),
+        reacquire_similarity=float("inf"),
+        skip_covered=skip_covered,
+    )
 
 
 def warm_up(video: Path, hub: Any, settings: Any, workdir: Path, frames: int) -> float:

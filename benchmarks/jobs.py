@@ -3,11 +3,14 @@
 A *spec* is a JSON-able dict the parent writes (see ``benchmarks/plan.py``); the *record* the job
 returns is what the report reads. Kinds:
 
-* ``ours`` — ``Workspace.open`` → box on frame 0 → ``track`` (mode "track", with the overlay mp4)
-  or ``session.propagate`` (mode "propagate"); RSS per frame, the library's stage times.
+* ``ours`` — ``Workspace.open`` → box on frame 0 → ``track`` (mode "track", with the overlay mp4;
+  with ``discover_every``, discovery looking every that many frames and adding nothing:
+  ``arms.looking``) or ``session.propagate`` (mode "propagate"); RSS per frame, the library's
+  stage times.
 * ``plain`` — plain SAM 2 on a JPEG folder, as its examples drive it.
 * ``find`` — ``Workspace.find_candidates`` twice: cold (models built in the call), then warm.
 * ``paired`` — several arms (ours / plain) in one process, one frame each in turn.
+* ``detect`` — discovery's detector alone on check frames, with and without a solid tracked mask.
 
 Stage times come from :mod:`tracker.timing`; a job fails when a stage the table reads was not
 recorded (see ``report.TRACK_STAGES`` / ``report.FIND_STAGES``).
@@ -27,7 +30,9 @@ from benchmarks.arms import (
     PlainArm,
     autocast_name,
     compile_predictor,
+    discovery_record,
     interleave,
+    looking,
     no_new_models,
     prompt_box,
     settings_for,
@@ -125,7 +130,10 @@ def job_ours(spec: dict[str, Any]) -> dict[str, Any]:
 def _track(ws: Any, spec: dict[str, Any], meter: JobMeter, device: Any) -> dict[str, Any]:
     """Drive ``ws`` through the video; timings, CPU and RSS per frame."""
     overlay = Path(spec["workdir"]) / "overlay.mp4"
-    if spec["mode"] == "track":
+    if spec["mode"] == "track" and spec.get("discover_every"):
+        ws.prompt_text = spec.get("prompt") or "object"
+        frames = ws.track(direction="both", overlay_path=overlay, discover=looking(spec["discover_every"]))
+    elif spec["mode"] == "track":
         frames = ws.track(direction="both", overlay_path=overlay)
     else:
         frames = ws.session.propagate(direction="forward")
@@ -154,6 +162,9 @@ def _track(ws: Any, spec: dict[str, Any], meter: JobMeter, device: Any) -> dict[
         peak_rss_tracking_mb=meter.sampler.peak(track_started, track_ended) / MB,
         **rss_trace(rss_per_frame),
     )
+    looked = discovery_record(ws) if spec["mode"] == "track" else None
+    if looked is not None:
+        out["discovery"] = looked
     return out
 
 
@@ -387,13 +398,83 @@ def _build_arm(spec: dict[str, Any], arm: dict[str, Any], number: int, hub: Any)
     workspace_predictor(hub, ws)
     loaded = time.perf_counter()
     made = OursArm(
-        arm["name"], ws, arm["mode"], folder / "overlay.mp4", arm.get("discover_every"), arm.get("prompt")
+        arm["name"],
+        ws,
+        arm["mode"],
+        folder / "overlay.mp4",
+        arm.get("discover_every"),
+        arm.get("prompt"),
+        skip_covered=arm.get("skip_covered", True),
     )
     made.phases.update(open_s=opened - started, model_load_s=loaded - opened)
     return made
 
 
+# ------------------------------------------------------------------------------- the detector alone
+
+DETECT_COUNTERS = ("points", "skipped_points", "crops", "skipped_crops")
+
+
+def job_detect(spec: dict[str, Any]) -> dict[str, Any]:
+    """Discovery's detector alone, with and without a solid tracked mask, on the same check frames.
+
+    Random-weight SAM 2 tracks noise, which covers no grid point and no proposal solidly, so the
+    tracking arms cannot show what skipping saves with real masks. Here the workspace tracks the
+    clip with discovery looking (``arms.looking``); on each check frame whose backbone features
+    the tracker just computed, the very ``ClipDetector`` it built runs twice more, in alternating
+    order: ``covered=None`` (nothing skipped) and ``covered`` = the ellipse inside the prompt box
+    (a stand-in for the solid mask real weights track there). Stops after ``spec["checks"]``.
+    """
+    meter = JobMeter(spec)
+    record = meter.record
+    import numpy as np
+
+    from tracker.models import ModelHub
+    from tracker.workspace import Workspace
+
+    settings = settings_for(spec, {"preset": spec.get("preset")})
+    ws = Workspace.open(Path(spec["video"]), ModelHub(device=settings.device), settings, Path(spec["workdir"]))
+    info = ws.info
+    box = prompt_box(info.width, info.height)
+    ws.set_box(ws.add_object("benchmark").object_id, 0, box)
+    ws.prompt_text = spec.get("prompt") or "object"
+    yy, xx = np.mgrid[0 : info.height, 0 : info.width]
+    cx, cy, rx, ry = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
+    solid = ((xx + 0.5 - cx) / rx) ** 2 + ((yy + 0.5 - cy) / ry) ** 2 <= 1.0
+    variants = {"nothing skipped": None, "solid tracked mask": solid[None]}
+    rows = {name: {"seconds": [], **dict.fromkeys(DETECT_COUNTERS, 0)} for name in variants}
+    every, done = int(spec["discover_every"]), 0
+    run = ws.track(direction="both", discover=looking(every))
+    for event in run:
+        frame_idx = event.result.frame_idx
+        if frame_idx % every or ws.session.frame_features(frame_idx) is None:
+            continue
+        detector, frame = ws.last_discovery.detector, ws.frame(frame_idx)
+        for name in list(variants)[:: 1 if done % 2 == 0 else -1]:
+            before = [getattr(detector, key) for key in DETECT_COUNTERS]
+            started = time.perf_counter()
+            detector.detect(frame_idx, frame, covered=variants[name])
+            rows[name]["seconds"].append(round(time.perf_counter() - started, 4))
+            for key, value in zip(DETECT_COUNTERS, before, strict=True):
+                rows[name][key] += getattr(detector, key) - value
+        done += 1
+        if done >= int(spec["checks"]):
+            break
+    run.close()
+    record.update(
+        width=info.width,
+        height=info.height,
+        settings=_resolved(ws.settings),
+        covered_fraction=float(solid.mean()),
+        checks=done,
+        variants=rows,
+    )
+    ws.close()
+    return meter.finish(ws.device)
+
+
 JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "detect": job_detect,
     "paired": job_paired,
     "ours": job_ours,
     "plain": job_plain,

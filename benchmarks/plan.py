@@ -50,21 +50,32 @@ class Context:
 
 
 def plan_memory(ctx: Context) -> dict[str, Any]:
-    """Ours (track + overlay) and plain SAM 2 at each length, each in its own process."""
+    """Ours (track + overlay), ours with discovery on and plain SAM 2 at each length, each in its
+    own process.
+
+    The discovery run looks every ``--discover-every`` frames through the real detector (SAM 2
+    point proposals from the tracker's features, CLIP crops) and adds nothing (``arms.looking``:
+    threshold +inf), so the object count stays one and what grows with length, if anything, is
+    discovery's own state. ``--no-memory-discovery`` leaves it out.
+    """
     args = ctx.args
-    memory: dict[str, Any] = {"image_size": args.image_size, "model": args.model, "runs": []}
+    every = None if args.no_memory_discovery else args.discover_every
+    memory: dict[str, Any] = {
+        "image_size": args.image_size,
+        "model": args.model,
+        "discover_every": every,
+        "runs": [],
+    }
     same = {"model": args.model, "image_size": args.image_size, "bf16": args.bf16_value}
     for length in sorted(args.lengths):
-        memory["runs"].append(
-            ctx.run(
-                "ours",
-                f"memory: ours, {length} frames at {args.image_size}",
-                mode="track",
-                **ctx.clip(length),
-                **same,
-                **ctx.ours,
+        label = f"memory: ours, {length} frames at {args.image_size}"
+        memory["runs"].append(ctx.run("ours", label, mode="track", **ctx.clip(length), **same, **ctx.ours))
+        if every:
+            label = f"memory: ours, discovery on every {every}, {length} frames at {args.image_size}"
+            looking = {"discover_every": every, "prompt": args.find_prompt}
+            memory["runs"].append(
+                ctx.run("ours", label, mode="track", **looking, **ctx.clip(length), **same, **ctx.ours)
             )
-        )
         if not args.skip_plain:
             folder = ctx.workdir / "jpeg-working" / f"n{length}"
             prep = write_jpegs(ctx.video, folder, length, ctx.max_size)
@@ -186,7 +197,12 @@ def plan_discovery(ctx: Context) -> dict[str, Any]:
 
     The "on" arm looks but never adds (threshold and re-acquisition set out of reach): with random
     weights every check would otherwise confirm noise, and what is measured is the price of
-    looking (proposals from the tracker's own features + CLIP crop scores) on every check.
+    looking (proposals from the tracker's own features + CLIP crop scores) on every check. A
+    third arm (``--no-discovery-baseline`` leaves it out) looks without skipping the regions
+    tracked objects cover (``DiscoveryConfig.skip_covered=False``): the check as it was before.
+    Random-weight masks are noise that covers nothing solidly, so a ``detect`` job then times
+    the detector alone on ``--detect-checks`` check frames with and without a solid tracked
+    mask (``jobs.job_detect``).
     """
     from tracker.devices import default_preset
     from tracker.video import probe
@@ -203,13 +219,24 @@ def plan_discovery(ctx: Context) -> dict[str, Any]:
         "runs": [],
     }
     base = {"kind": "ours", "mode": "track", "preset": preset.name}
+    looking = {**base, "discover_every": args.discover_every, "prompt": args.find_prompt}
     arms = [
         {"name": "discovery off", **base},
-        {"name": "discovery on", **base, "discover_every": args.discover_every, "prompt": args.find_prompt},
+        {"name": "discovery on", **looking},
     ]
+    if not args.no_discovery_baseline:
+        # before covered regions were skipped: every grid point decoded, every proposal cropped
+        arms.append({"name": "discovery on, nothing skipped", **looking, "skip_covered": False})
     label = f"discovery: off vs on every {args.discover_every} frames ({frames} frames of {video.name}, interleaved)"
     spec = {"video": str(video), "end_time": end_time, "num_frames": frames}
     section["runs"].append(ctx.run("paired", label, arms=arms, **spec, **ctx.common))
+    if not args.no_discovery_baseline:
+        checks = max(1, min(args.detect_checks, (frames - 1) // args.discover_every))
+        label = f"discovery: the detector with and without a solid tracked mask ({checks} check frames)"
+        section["detect"] = ctx.run(
+            "detect", label, preset=preset.name, discover_every=args.discover_every, checks=checks,
+            prompt=args.find_prompt, **spec, **ctx.common,
+        )  # fmt: skip
     return section
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.plan import NO_GPU
-from benchmarks.summary import PUBLISHED_A100_FPS, defaults_arms, first_ok, runs_of
+from benchmarks.summary import MEMORY_ARMS, PUBLISHED_A100_FPS, defaults_arms, first_ok, memory_runs
 
 README = Path(__file__).resolve().parent / "README.md"
 README_START = "<!-- benchmark-results:start -->"
@@ -172,7 +172,7 @@ def propagation_rows(report: dict[str, Any]) -> list[StageRow]:
 
 def render_rows(report: dict[str, Any]) -> list[StageRow]:
     """Drawing and encoding per frame, from the longest memory track run's stages (see TRACK_STAGES)."""
-    run = max(runs_of(report.get("memory"), "ours"), key=lambda r: r["num_frames"], default=None)
+    run = max(memory_runs(report.get("memory"), "ours"), key=lambda r: r["num_frames"], default=None)
     if not run:
         return []
     stages, n = run["stages"], max(run["frames_done"], 1)
@@ -239,38 +239,63 @@ def stages_table(report: dict[str, Any]) -> list[str]:
 
 
 def memory_table(memory: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    every = memory.get("discover_every")
     lines = [
         f"**Peak memory vs video length** ({memory['model']}, image size {memory['image_size']}, "
         "RSS sampled every 50 ms; each length in a fresh process)",
         "",
-        "| frames | ours peak RSS | ours ru_maxrss | ours s/frame (track) | plain peak RSS | plain ru_maxrss | plain s/frame |",
-        "|---|---|---|---|---|---|---|",
+        "| frames | ours peak RSS | ours ru_maxrss | ours s/frame (track) "
+        + ("| ours, discovery on: peak RSS | ours, discovery on: s/frame (checks) " if every else "")
+        + "| plain peak RSS | plain ru_maxrss | plain s/frame |",
+        "|---|---|---|---|" + ("---|---|" if every else "") + "---|---|---|",
     ]
     by_length: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for r in runs_of(memory, "ours") + runs_of(memory, "plain"):
-        by_length[r["num_frames"]][r["spec"]["kind"]] = r
+    for who in MEMORY_ARMS:
+        for r in memory_runs(memory, who):
+            by_length[r["num_frames"]][who] = r
     for length in sorted(by_length):
-        o, p = by_length[length].get("ours"), by_length[length].get("plain")
+        o, d, p = (by_length[length].get(who) for who in MEMORY_ARMS)
+        looking = ""
+        if every:
+            checks = (d or {}).get("discovery", {}).get("checks")
+            looking = (
+                f"| {_f(d and d['peak_rss_mb'], '.0f', ' MB')} "
+                f"| {_f(d and d['per_frame']['mean'], '.3f')}{f' ({checks})' if checks is not None else ''} "
+            )
         lines.append(
             f"| {length} | {_f(o and o['peak_rss_mb'], '.0f', ' MB')} | {_f(o and o['ru_maxrss_mb'], '.0f', ' MB')} "
-            f"| {_f(o and o['per_frame']['mean'], '.3f')} | {_f(p and p['peak_rss_mb'], '.0f', ' MB')} "
+            f"| {_f(o and o['per_frame']['mean'], '.3f')} {looking}| {_f(p and p['peak_rss_mb'], '.0f', ' MB')} "
             f"| {_f(p and p['ru_maxrss_mb'], '.0f', ' MB')} | {_f(p and p['per_frame']['mean'], '.3f')} |"
         )
     rows = report["summary"]["memory"]
     within = {
         who: ", ".join(f"{v:+.1f}" for v in rows[who]["within_run_mb_per_100"] if v is not None) or "—"
-        for who in ("ours", "plain")
+        for who in MEMORY_ARMS
     }
-    return lines + [
+    growth = "**{}**".format(_f(rows["discovery"]["growth_mb_per_100"], "+.1f", " MB")) + " | "
+    lines += [
         f"| **growth / 100 frames** (fit) | **{_f(rows['ours']['growth_mb_per_100'], '+.1f', ' MB')}** "
         f"| {_f(rows['ours']['growth_ru_maxrss_mb_per_100'], '+.1f', ' MB')} | "
-        f"| **{_f(rows['plain']['growth_mb_per_100'], '+.1f', ' MB')}** "
+        + (f"| {growth}" if every else "")
+        + f"| **{_f(rows['plain']['growth_mb_per_100'], '+.1f', ' MB')}** "
         f"| {_f(rows['plain']['growth_ru_maxrss_mb_per_100'], '+.1f', ' MB')} | |",
         "",
         "Within each run (RSS after each frame, second half of the run, MB per 100 frames): "
-        f"ours {within['ours']}; plain {within['plain']}.",
+        f"ours {within['ours']}; "
+        + (f"ours with discovery on {within['discovery']}; " if every else "")
+        + f"plain {within['plain']}.",
         "",
     ]
+    if every:
+        lines += [
+            f"Discovery on: a check every {every} frames through the real detector (SAM 2 point "
+            "proposals from the tracker's own backbone features, CLIP crop scores, CLIP loaded), "
+            "threshold and re-acquisition set to +inf, so every check runs and nothing is added: "
+            "one object all along (random weights would make a finite threshold -inf and confirm "
+            "noise, growing the object count, which is not the question here).",
+            "",
+        ]
+    return lines
 
 
 EQUAL_ROWS = (
@@ -376,22 +401,56 @@ def discovery_table(section: dict[str, Any], report: dict[str, Any]) -> list[str
     d = report["summary"].get("discovery")
     if not d:
         return []
-    return [
+    lines = [
         f"**Discovery** (finding new objects while tracking, {section['preset']} preset, {d['frames']} frames "
-        f'of the Find clip; discovery off and on in one process, one frame each in turn; the "on" arm '
-        f"checks every {d['every']} frames and never adds an object, so this is the price of looking; "
+        f'of the Find clip; the arms run in one process, one frame each in turn; the "on" arms '
+        f"check every {d['every']} frames and never add an object, so this is the price of looking; "
         f"{d['reused_features']} of {d['checks']} checks reused the tracker's backbone features; "
         f"cores busy on average {d['cpu_share']} of {report['machine'].get('cores')})",
         "",
-        "| | tracking, whole run | s/frame | checks | s/check (of which proposals + CLIP) | overhead |",
-        "|---|---|---|---|---|---|",
-        f"| discovery off | {d['off_s']:.1f} s | {d['off_s_per_frame']:.3f} | – | – | – |",
-        f"| discovery on, every {d['every']} frames | {d['on_s']:.1f} s | {d['on_s'] / max(d['frames'] - 1, 1):.3f} "
-        f"| {d['checks']} | {d['s_per_check']:.2f} ({d['detect_s_per_check']:.2f}) | {d['overhead']:+.1%} |",
+        "| | tracking, whole run | s/frame | checks | s/check (of which proposals + CLIP) "
+        "| grid points decoded / skipped per check | crops scored / skipped per check | overhead |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| discovery off | {d['off_s']:.1f} s | {d['off_s_per_frame']:.3f} | – | – | – | – | – |",
+    ]
+    arms = [(f"discovery on, every {d['every']} frames", d["on_s"], d["skipping"])]
+    if d.get("baseline"):
+        arms.append(("discovery on, nothing skipped (as before)", d["baseline_s"], d["baseline"]))
+    for label, seconds, work in arms:
+        lines.append(
+            f"| {label} | {seconds:.1f} s | {seconds / max(d['frames'] - 1, 1):.3f} | {work['checks']} "
+            f"| {_f(work['s_per_check'])} ({_f(work['detect_s_per_check'])}) "
+            f"| {_f(work['points_per_check'], '.1f')} / {_f(work['skipped_points_per_check'], '.1f')} "
+            f"| {_f(work['crops_per_check'], '.1f')} / {_f(work['skipped_crops_per_check'], '.1f')} "
+            f"| {seconds / d['off_s'] - 1:+.1%} |"
+        )
+    lines += [
         "",
         f"At this speed a check every {d['every_for_25']} frames or more stays within 25 % of tracking time.",
         "",
     ]
+    return lines + _detect_lines(d.get("detect"))
+
+
+def _detect_lines(detect: dict[str, Any] | None) -> list[str]:
+    if not detect:
+        return []
+    lines = [
+        f"**The detector alone** on {detect['checks']} check frames (the tracker's features reused), "
+        "called twice a frame in alternating order: nothing skipped, and given a solid tracked mask "
+        f"(an ellipse in the prompt box, {detect['covered_fraction']:.0%} of the frame: what real "
+        "weights would track there; random-weight masks are noise that covers nothing solidly)",
+        "",
+        "| | s per check | grid points decoded / skipped | crops scored / skipped |",
+        "|---|---|---|---|",
+    ]
+    for name, row in detect["variants"].items():
+        lines.append(
+            f"| {name} | {_f(row['s_per_detect'], '.3f')} | {row['points_per_check']:.1f} / "
+            f"{row['skipped_points_per_check']:.1f} | {row['crops_per_check']:.1f} / "
+            f"{row['skipped_crops_per_check']:.1f} |"
+        )
+    return lines + [""]
 
 
 # Section tables, in table order (Find has rows in the Stages table only).
@@ -406,6 +465,9 @@ TABLES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
 
 def failures(report: dict[str, Any]) -> list[str]:
     failed = [r for key in TABLES for r in (report.get(key) or {}).get("runs", []) if "error" in r]
+    detect = (report.get("discovery") or {}).get("detect")
+    if detect and "error" in detect:
+        failed.append(detect)
     if report.get("find") and "error" in report["find"]:
         failed.append(report["find"])
     if not failed:

@@ -16,7 +16,8 @@ Sections (``--sections``, default all; ``benchmarks/plan.py`` says what each run
   ``propagate_in_video``) at each of ``--lengths`` (the clip looped: an mp4 concatenated with
   ffmpeg stream copy for ours, symlinks to one JPEG per clip frame for plain; nothing holds the
   looped video). Peak RSS (sampled every 50 ms, and ``ru_maxrss``) per length, then a linear fit
-  of peak RSS against length: growth per 100 frames.
+  of peak RSS against length: growth per 100 frames. Ours also runs with discovery on (a check
+  every ``--discover-every`` frames, nothing added), fitted the same way.
 * ``equal`` — same model, same processing size, same precision, same frames and prompt: ours
   propagation alone (``TrackingSession.propagate``), ours end to end (``Workspace.track``: decode,
   propagate, draw, encode) and plain SAM 2, ``--repeats`` times interleaved.
@@ -27,6 +28,8 @@ Sections (``--sections``, default all; ``benchmarks/plan.py`` says what each run
   the first candidates and to the end, cold (models built in the call) and warm.
 * ``gpu`` — frames per second at 1024 for tiny / base+ / large, bfloat16, optionally compiled,
   next to SAM 2's published A100 figures; only on ``--device cuda``.
+* ``discovery`` — tracking the Find clip with discovery off, on, and on without skipping what
+  tracked objects cover, interleaved: the overhead, seconds per check, points and crops skipped.
 
 The modules: ``measure`` (RSS, CPU, fits, the machine), ``media`` (clips), ``arms`` (ours and plain
 SAM 2), ``jobs`` (what runs in each subprocess), ``plan`` (what each section runs), ``summary``
@@ -151,7 +154,24 @@ def _parser() -> argparse.ArgumentParser:
         help="frames tracked once before the equal runs, to build kernels (20)",
     )
     add("--gpu-frames", type=int, default=200, help="frames of each GPU fps run")
-    add("--discover-every", type=int, default=20, help="frames between discovery checks (discovery rows)")
+    add(
+        "--discover-every",
+        type=int,
+        default=20,
+        help="frames between discovery checks (discovery rows, and the memory rows with discovery on)",
+    )
+    add(
+        "--detect-checks",
+        type=int,
+        default=6,
+        help="discovery section: check frames of the detector-alone job (solid tracked mask or none)",
+    )
+    add("--no-memory-discovery", action="store_true", help="memory section: leave out the discovery-on runs")
+    add(
+        "--no-discovery-baseline",
+        action="store_true",
+        help="discovery section: leave out the arm that skips nothing inside tracked objects",
+    )
     add(
         "--discovery-seconds",
         type=float,

@@ -53,10 +53,21 @@ def first_ok(section: dict[str, Any] | None) -> dict[str, Any] | None:
     return next(iter(r for r in (section or {}).get("runs", []) if "error" not in r), None)
 
 
+MEMORY_ARMS = ("ours", "discovery", "plain")  # "discovery": ours with discovery on
+
+
+def memory_runs(memory: dict[str, Any] | None, who: str) -> list[dict[str, Any]]:
+    """The memory section's successful runs of ``who`` (one of :data:`MEMORY_ARMS`)."""
+    if who == "plain":
+        return runs_of(memory, "plain")
+    looking = who == "discovery"
+    return [r for r in runs_of(memory, "ours") if bool(r["spec"].get("discover_every")) == looking]
+
+
 def summarise_memory(memory: dict[str, Any], report: dict[str, Any]) -> tuple[dict[str, Any], Targets]:
     rows = {}
-    for who in ("ours", "plain"):
-        runs = runs_of(memory, who)
+    for who in MEMORY_ARMS:
+        runs = memory_runs(memory, who)
         rows[who] = {
             "points": [
                 (r["num_frames"], round(r["peak_rss_mb"], 1), round(r["ru_maxrss_mb"], 1)) for r in runs
@@ -75,7 +86,7 @@ def summarise_memory(memory: dict[str, Any], report: dict[str, Any]) -> tuple[di
         else f"ours {growth:+.1f} MB"
         + (f", plain {plain_growth:+.1f} MB" if plain_growth is not None else "")
     )
-    return rows, [
+    targets = [
         target(
             f"memory growth per 100 frames (image size {memory['image_size']})",
             None if growth is None else growth < MEMORY_GROWTH_LIMIT_MB,
@@ -83,6 +94,20 @@ def summarise_memory(memory: dict[str, Any], report: dict[str, Any]) -> tuple[di
             f"< {MEMORY_GROWTH_LIMIT_MB:.0f} MB",
         )
     ]
+    if memory.get("discover_every"):
+        looking = rows["discovery"]["growth_mb_per_100"]
+        targets.append(
+            target(
+                f"memory growth per 100 frames, discovery on every {memory['discover_every']} frames",
+                None if looking is None else looking < MEMORY_GROWTH_LIMIT_MB,
+                "n/a (needs 2 lengths)"
+                if looking is None
+                else f"{looking:+.1f} MB"
+                + (f" (discovery off {growth:+.1f} MB)" if growth is not None else ""),
+                f"< {MEMORY_GROWTH_LIMIT_MB:.0f} MB",
+            )
+        )
+    return rows, targets
 
 
 def paired_summary(section: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +301,13 @@ def summarise_discovery(
     per_frame = off["propagated_s"] / off_frames
     per_check = statistics.mean(looked["seconds"])
     overhead = on["propagated_s"] / off["propagated_s"] - 1.0
+    baseline = arms.get("discovery on, nothing skipped")
+    detect = section.get("detect")
     out = {
+        "detect": None if not detect or "error" in detect else _detect_rows(detect),
+        "skipping": _check_work(looked),
+        "baseline": _check_work(baseline["discovery"]) if baseline and baseline.get("discovery") else None,
+        "baseline_s": baseline["propagated_s"] if baseline else None,
         "frames": off["frames_done"],
         "every": section["every"],
         "checks": looked["checks"],
@@ -292,6 +323,38 @@ def summarise_discovery(
         "cpu_share": round(run["cpu_share"], 2) if run else None,
     }
     return out, [target(name, overhead <= DISCOVERY_OVERHEAD, f"{overhead:+.0%}", goal)]
+
+
+def _check_work(looked: dict[str, Any]) -> dict[str, Any]:
+    """Per check of one arm: seconds (whole check, detector), grid points and crops done / skipped."""
+    checks = max(int(looked["checks"]), 1)
+
+    def per(key: str) -> float | None:
+        value = looked.get(key)
+        return None if value is None else value / checks
+
+    return {
+        "checks": looked["checks"],
+        "s_per_check": statistics.mean(looked["seconds"]) if looked["seconds"] else None,
+        "detect_s_per_check": statistics.mean(looked["detect_seconds"]) if looked["detect_seconds"] else None,
+        "points_per_check": per("points"),
+        "skipped_points_per_check": per("skipped_points"),
+        "crops_per_check": per("crops"),
+        "skipped_crops_per_check": per("skipped_crops"),
+    }
+
+
+def _detect_rows(detect: dict[str, Any]) -> dict[str, Any]:
+    """The detector-alone job: per variant, seconds per detect and work per check."""
+    checks = max(int(detect["checks"]), 1)
+    rows = {
+        name: {
+            "s_per_detect": statistics.mean(row["seconds"]) if row["seconds"] else None,
+            **{f"{key}_per_check": row[key] / checks for key in ("points", "skipped_points", "crops", "skipped_crops")},
+        }
+        for name, row in detect["variants"].items()
+    }
+    return {"checks": detect["checks"], "covered_fraction": detect["covered_fraction"], "variants": rows}
 
 
 SUMMARIES: dict[str, Callable[[dict[str, Any], dict[str, Any]], tuple[Any, Targets]]] = {

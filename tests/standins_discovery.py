@@ -5,6 +5,9 @@
 * :class:`StandInComponentDetector` — a stand-in for Find on one frame: connected components of
   the named colours as proposals, scored by the colour encoder, the negative prompt applied as
   Find applies it.
+* :class:`StandInPointProposer`, :class:`StandInCropEncoder` — stand-ins for SAM 2's point
+  proposer and for CLIP as the real detector (``ClipDetector``) calls them, counting the points
+  decoded and the crops encoded.
 * :class:`StandInBlobTracker` — a stand-in for SAM 2: follows colour blobs from frame to frame
   (the component pixels overlapping the previous mask moved by the last velocity; pixels two
   objects claim go to the nearer predicted centre); an object whose blob disappears stays empty
@@ -163,6 +166,58 @@ class StandInColourEncoder:
         return weights / np.linalg.norm(weights)
 
 
+class StandInCropEncoder(StandInColourEncoder):
+    """Stand-in for CLIP as :class:`tracker.discovery.detector.ClipDetector` calls it
+    (``encode_prompt`` / ``encode_images``, a crop's mean colour); counts the crops it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crops_seen = 0
+
+    def encode_prompt(self, prompt: str) -> np.ndarray:
+        return self.text(prompt)
+
+    def encode_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        self.crops_seen += len(images)
+        return np.stack([self.embed_pixels(image) for image in images])
+
+
+class StandInPointProposer:
+    """Stand-in for SAM 2's point proposer (``tracker.candidates.PointPromptProposer``'s call
+    signature and grid): each decoded point proposes the colour component under it and the part
+    of that component within ``part`` pixels of the point. ``decoded`` lists every point decoded.
+    """
+
+    uses_points = True
+
+    def __init__(self, grid: int = 4, part: int = 6) -> None:
+        self.grid = grid
+        self.part = part
+        self.decoded: list[tuple[float, float]] = []
+
+    def grid_points(self, width: int, height: int) -> np.ndarray:
+        steps = (np.arange(self.grid) + 0.5) / self.grid
+        xs, ys = np.meshgrid(steps * width, steps * height)
+        return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+
+    def __call__(self, frame, points=None, *, backbone=None, grid: bool = True) -> list:
+        from tracker.candidates.proposers import Proposal
+
+        height, width = frame.shape[:2]
+        prompts = [tuple(p) for p in (self.grid_points(width, height) if grid else [])]
+        prompts = [tuple(map(float, p)) for p in (points if points is not None else [])] + prompts
+        self.decoded += prompts
+        yy, xx = np.mgrid[0:height, 0:width]
+        proposals = []
+        for x, y in prompts:
+            for colour in COLOURS.values():
+                for part in connected_components(colour_pixels(frame, colour)):
+                    if part[int(y), int(x)]:
+                        near = (np.abs(xx - x) <= self.part) & (np.abs(yy - y) <= self.part)
+                        proposals += [Proposal(part, 1.0), Proposal(part & near, 0.9)]
+        return proposals
+
+
 class StandInComponentDetector:
     """Stand-in for Find on one frame: components of the named colours, scored by colour.
 
@@ -176,7 +231,8 @@ class StandInComponentDetector:
         self.negative = None if negative is None else self.encoder.text(negative)
         self.calls: list[int] = []
 
-    def detect(self, frame_idx: int, frame: np.ndarray) -> list[Detection]:
+    def detect(self, frame_idx: int, frame: np.ndarray, covered: np.ndarray | None = None) -> list[Detection]:
+        """Every component (``covered`` is accepted and ignored: a detector may skip work there)."""
         self.calls.append(frame_idx)
         detections = []
         for colour in COLOURS.values():

@@ -16,7 +16,8 @@ import pytest
 
 from benchmarks.jobs import job_find, job_ours
 from benchmarks.measure import growth_per_100, linear_fit, per_frame_stats, require_stages
-from benchmarks.report import FIND_STAGES, TRACK_STAGES, find_rows, render_rows
+from benchmarks.report import FIND_STAGES, TRACK_STAGES, find_rows, memory_table, render_rows
+from benchmarks.summary import summarise_memory
 from tests.synthetic import make_video
 from tracker import timing
 
@@ -75,29 +76,78 @@ def test_benchmark_runs_on_a_tiny_video(tmp_path):
             "12",
             "--image-size",
             "256",
+            "--discover-every",
+            "4",
             "--json",
             str(out),
         ],
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=300,
         cwd=ROOT,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(out.read_text())
     runs = report["memory"]["runs"]
-    assert [r["spec"]["kind"] for r in runs] == ["ours", "plain"]
+    assert [(r["spec"]["kind"], r["spec"].get("discover_every")) for r in runs] == [
+        ("ours", None),
+        ("ours", 4),
+        ("plain", None),
+    ]
     for run in runs:
         assert "error" not in run, run["error"]
         assert run["num_frames"] == 12 and run["frames_done"] == 12
         assert run["peak_rss_mb"] > 100 and run["per_frame"]["mean"] > 0
+    # the discovery run looked (frames 0, 4, 8) through the real detector and added nothing
+    looked = runs[1]["discovery"]
+    assert looked["frames"] == [0, 4, 8] and looked["found"] == 0 and looked["objects_at_end"] == 1
+    assert looked["points"] + looked["skipped_points"] == 3 * 16 and looked["crops"] > 0
+    assert "discovery" not in runs[0]
     assert report["load_average_start"] and report["machine"]["cores"]
-    # one length: no slope, so the memory target is reported as not run, never as a pass
-    assert report["targets"][0]["status"] == "NOT RUN"
-    assert "memory growth per 100 frames" in completed.stdout
+    # one length: no slope, so the memory targets are reported as not run, never as a pass
+    assert [t["status"] for t in report["targets"][:2]] == ["NOT RUN", "NOT RUN"]
+    assert "memory growth per 100 frames, discovery on every 4 frames" in completed.stdout
+    assert "| ours, discovery on: peak RSS |" in completed.stdout
     # the Stages table's row built from the library's stage hook, with figures, not "—"
     (row,) = [line for line in completed.stdout.splitlines() if line.startswith("| render + encode |")]
     assert "—" not in row and "draw " in row and "hand-off" in row
+
+
+def _memory_run(kind: str, frames: int, peak: float, every: int | None = None) -> dict:
+    spec = {"kind": kind, "discover_every": every} if every else {"kind": kind}
+    run = {"spec": spec, "num_frames": frames, "frames_done": frames, "peak_rss_mb": peak}
+    run.update(ru_maxrss_mb=peak, per_frame={"mean": 0.1}, within_run_growth_mb_per_100=1.0)
+    if every:
+        run["discovery"] = {"checks": frames // every}
+    return run
+
+
+def test_memory_rows_fit_discovery_on_beside_discovery_off():
+    memory = {"image_size": 256, "model": "tiny", "discover_every": 20, "runs": []}
+    for frames, ours, looking, plain in ((150, 800, 1100, 700), (300, 803, 1102, 820), (600, 809, 1107, 1060)):
+        memory["runs"] += [
+            _memory_run("ours", frames, ours),
+            _memory_run("ours", frames, looking, every=20),
+            _memory_run("plain", frames, plain),
+        ]
+    rows, targets = summarise_memory(memory, {})
+    assert rows["ours"]["growth_mb_per_100"] == pytest.approx(2.0, abs=0.1)
+    assert rows["discovery"]["growth_mb_per_100"] == pytest.approx(1.6, abs=0.05)
+    assert [t["status"] for t in targets] == ["PASS", "PASS"]
+    assert targets[1]["target"] == "memory growth per 100 frames, discovery on every 20 frames"
+    assert targets[1]["value"] == "+1.6 MB (discovery off +2.0 MB)"
+    lines = memory_table(memory, {"summary": {"memory": rows}})
+    header, rule = lines[2], lines[3]
+    assert header.count("|") == rule.count("|") == 10 and "ours, discovery on: peak RSS" in header
+    assert "| 600 | 809 MB | 809 MB | 0.100 | 1107 MB | 0.100 (30) | 1060 MB |" in lines[6]
+    growth = next(line for line in lines if line.startswith("| **growth / 100 frames**"))
+    assert growth.count("|") == 10 and "**+1.6 MB**" in growth
+    assert any("threshold and re-acquisition set to +inf" in line for line in lines)
+    # without discovery runs the table keeps its old shape
+    memory["discover_every"] = None
+    memory["runs"] = [r for r in memory["runs"] if not r["spec"].get("discover_every")]
+    rows, targets = summarise_memory(memory, {})
+    assert len(targets) == 1 and memory_table(memory, {"summary": {"memory": rows}})[2].count("|") == 8
 
 
 def test_a_stage_the_table_needs_fails_the_job_when_missing():
@@ -207,12 +257,27 @@ def test_discovery_rows_compare_discovery_off_and_on(tmp_path):
     report = json.loads(out.read_text())
     (run,) = report["discovery"]["runs"]
     assert "error" not in run, run.get("error")
-    off, on = run["arms"]
+    off, on, baseline = run["arms"]
     assert (off["name"], on["name"]) == ("discovery off", "discovery on")
-    assert off["frames_done"] == on["frames_done"] == 10 and "discovery" not in off
+    assert baseline["name"] == "discovery on, nothing skipped"
+    assert off["frames_done"] == on["frames_done"] == baseline["frames_done"] == 10 and "discovery" not in off
     assert on["discovery"]["frames"] == [0, 4, 8] and on["discovery"]["found"] == 0
     assert on["discovery"]["reused_features"] >= 2  # frames 4 and 8 were just encoded by the tracker
+    assert on["discovery"]["points"] + on["discovery"]["skipped_points"] == 3 * 16
+    assert baseline["discovery"]["skipped_points"] == baseline["discovery"]["skipped_crops"] == 0
+    assert baseline["discovery"]["points"] == 3 * 16
     summary = report["summary"]["discovery"]
     assert summary["checks"] == 3 and summary["s_per_check"] > 0
+    assert summary["baseline"]["points_per_check"] == 16
     assert report["targets"][-1]["target"] == "discovery overhead, a check every 4 frames"
     assert "| discovery on, every 4 frames |" in completed.stdout
+    assert "| discovery on, nothing skipped (as before) |" in completed.stdout
+    # the detector alone on check frames 4 and 8, with and without a solid tracked mask
+    detect = report["discovery"]["detect"]
+    assert "error" not in detect, detect.get("error")
+    plain, solid = detect["variants"]["nothing skipped"], detect["variants"]["solid tracked mask"]
+    assert detect["checks"] == 2 and len(plain["seconds"]) == len(solid["seconds"]) == 2
+    assert plain["points"] == 2 * 16 and plain["skipped_points"] == plain["skipped_crops"] == 0
+    assert solid["skipped_points"] > 0 and solid["points"] + solid["skipped_points"] == 2 * 16
+    assert "**The detector alone** on 2 check frames" in completed.stdout
+    assert "| solid tracked mask |" in completed.stdout

@@ -14,7 +14,9 @@ import pytest
 
 from tests.standins_discovery import (
     BLUE,
+    HEIGHT,
     RED,
+    WIDTH,
     Disc,
     StandInBlobTracker,
     StandInComponentDetector,
@@ -331,3 +333,78 @@ def test_found_record_round_trip_and_description():
     record = FoundRecord(3, "discovered", 168, 27.43, first_frame=150)
     assert FoundRecord.from_dict(record.to_dict()) == record
     assert record.describe(fps=24) == "#3 found at 0:07, score 27.4"
+
+
+# ---------------------------------------------------------------------- the detector skips what tracked masks cover
+def _beside_scene():
+    """A big blue disc (tracked: it holds three grid points) and a red one just beside it (new)."""
+    frames, truth = render_scene([Disc(BLUE, 30, still(48, 36)), Disc(RED, 14, still(112, 60))], 1)
+    return frames[0], truth[0]
+
+
+def _clip_detector(**options):
+    from tests.standins_discovery import StandInCropEncoder, StandInPointProposer
+    from tracker.discovery.detector import ClipDetector
+
+    proposer, encoder = StandInPointProposer(), StandInCropEncoder()
+    return ClipDetector(encoder, proposer, "red", **options), proposer, encoder
+
+
+def test_the_detector_decodes_no_grid_point_inside_a_tracked_mask_but_one():
+    frame, (blue, red) = _beside_scene()
+    detector, proposer, encoder = _clip_detector()
+    detections = detector.detect(0, frame, covered=blue[None])
+
+    grid = proposer.grid_points(frame.shape[1], frame.shape[0])
+    inside = [tuple(map(float, p)) for p in grid if blue[int(p[1]), int(p[0])]]
+    assert inside == [(48.0, 12.0), (48.0, 36.0), (48.0, 60.0)]
+    decoded_inside = [p for p in proposer.decoded if blue[int(p[1]), int(p[0])]]
+    assert decoded_inside == [(48.0, 36.0)]  # one point per tracked object: the nearest its centre
+    assert len(proposer.decoded) == 14 and (detector.points, detector.skipped_points) == (14, 2)
+    # the new object beside the tracked one is still found, and the tracked one's own mask is
+    # still scored (it teaches the object's exemplars); the part of it under the point is not
+    assert any(mask_iou(d.mask, red, empty=0.0) == 1.0 for d in detections)
+    assert any(mask_iou(d.mask, blue, empty=0.0) == 1.0 for d in detections)
+    assert not any((d.mask & ~blue).sum() == 0 and d.mask.sum() < blue.sum() for d in detections)
+    assert detector.skipped_crops == 1 and encoder.crops_seen == detector.crops
+
+
+def test_the_detector_looks_everywhere_without_covered_masks_or_when_told_not_to_skip():
+    frame, (blue, _red) = _beside_scene()
+    for covered, options in ((None, {}), (blue[None], {"skip_covered": False})):
+        detector, proposer, _ = _clip_detector(**options)
+        detector.detect(0, frame, covered=covered)
+        assert len(proposer.decoded) == 16 and detector.skipped_points == detector.skipped_crops == 0
+
+
+def test_a_point_at_the_edge_of_a_tracked_mask_is_still_decoded():
+    from tracker.discovery.detector import points_inside
+
+    mask = np.zeros((40, 40), bool)
+    mask[10:30, 10:30] = True
+    points = np.array([[20, 20], [11, 20], [29, 29], [5, 5]], np.float32)
+    assert points_inside(points, mask, 0).tolist() == [True, True, True, False]
+    assert points_inside(points, mask, 2).tolist() == [True, False, False, False]
+
+
+def test_discovery_hands_the_detector_the_tracked_masks_and_keeps_no_masks_of_old_checks():
+    seen = []
+
+    class Recording(StandInComponentDetector):
+        def detect(self, frame_idx, frame, covered=None):
+            seen.append(None if covered is None else covered.shape)
+            return super().detect(frame_idx, frame, covered)
+
+    frames, truth = render_scene([Disc(BLUE, 10, still(40, 40))], 9)
+    for skip, expected in ((True, (1, HEIGHT, WIDTH)), (False, None)):
+        seen.clear()
+        tracker = StandInBlobTracker(frames)
+        tracker.add_object(1, 0, truth[0][0])
+        discovery = Discovery(
+            DiscoveryConfig(every=4, skip_covered=skip), Recording("red"), tracker, frames.__getitem__
+        )
+        for f in range(9):
+            discovery.after_frame(tracker.step(f))
+        assert seen == [expected] * 3
+        assert [r.result.masks.size for r in discovery.reports[:-1]] == [0, 0]
+        assert discovery.reports[-1].result.masks.any() and discovery.reports[0].result.object_ids == (1,)

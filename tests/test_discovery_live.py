@@ -179,3 +179,21 @@ def test_cli_track_with_discovery_runs_end_to_end_and_lists_what_it_found(
     with zipfile.ZipFile(out / "annotations.zip") as bundle:
         tracks = {row.split(",")[1] for row in bundle.read("mot.txt").decode().splitlines()}
     assert {int(t) for t in tracks} <= ids
+
+
+def test_the_real_proposer_decodes_no_grid_point_inside_a_tracked_mask_but_one(predictor):
+    """ClipDetector with SAM 2's point proposer: the decoder sees 14 points, not 16, when a tracked
+    disc holds three grid points (one kept for the object itself); all 16 without ``covered``."""
+    from tests.standins_discovery import StandInCropEncoder
+    from tracker.candidates import PointPromptProposer
+    from tracker.discovery.detector import ClipDetector
+    from tracker.models import sam2_image_predictor
+
+    frames, truth = render_scene([Disc(BLUE, 30, lambda f: (48, 36)), Disc(RED, 14, lambda f: (112, 60))], 1)
+    frame, blue = frames[0], truth[0][0]
+    proposer = PointPromptProposer(sam2_image_predictor(predictor), grid=4, random_weights=True)
+    detector = ClipDetector(StandInCropEncoder(), proposer, "red")
+    detector.detect(0, frame, covered=blue[None])
+    assert proposer.last_prompts == 14 and (detector.points, detector.skipped_points) == (14, 2)
+    detector.detect(0, frame)
+    assert proposer.last_prompts == 16 and detector.skipped_points == 2

@@ -540,7 +540,13 @@ def _print_discovery(summary) -> None:
     cost = f", {per_check:.2f} s each" if per_check is not None else ""
     reused = stats.get("reused_features")
     reuse = f"; reused the tracker's features on {reused}" if reused is not None else ""
-    echo(f"discovery: {stats['checks']} checks every {stats['every']} frames{cost}{reuse}")
+    points, crops = stats.get("skipped_points"), stats.get("skipped_crops")
+    skipped = (
+        f"; skipped {points} grid points and {crops} crops inside tracked objects"
+        if points is not None and crops is not None
+        else ""
+    )
+    echo(f"discovery: {stats['checks']} checks every {stats['every']} frames{cost}{reuse}{skipped}")
     found = [record for record in summary.found if record.kind != "accepted"]
     for record in found:
         echo(f"  {record.describe(fps)}")

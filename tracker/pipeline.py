@@ -146,7 +146,10 @@ class RunSummary:
     ``video.frames`` when ``cancelled``). With discovery on (``settings.discover``), ``found``
     lists how each object was found (:class:`tracker.discovery.FoundRecord`: accepted,
     discovered, re-acquired) and ``discovery`` the checks: ``checks``, ``every``,
-    ``seconds_per_check``, ``seconds``, ``reused_features``, ``max_objects``, ``capped``.
+    ``seconds_per_check``, ``seconds``, ``reused_features``, ``decoded_points`` /
+    ``skipped_points`` and ``cropped`` / ``skipped_crops`` (grid points decoded and CLIP crops
+    scored, and those left out inside tracked objects; None for a detector that does not count
+    them), ``max_objects``, ``capped``.
     """
 
     video: Path
@@ -504,6 +507,11 @@ def _discovery_summary(ws: Workspace, summary: RunSummary, config) -> None:
         "seconds": round(seconds, 3),
         "seconds_per_check": round(seconds / len(reports), 3) if reports else None,
         "reused_features": getattr(detector, "reused", None),
+        # work a check left out inside tracked objects (tracker.discovery.detector.ClipDetector)
+        "decoded_points": getattr(detector, "points", None),
+        "skipped_points": getattr(detector, "skipped_points", None),
+        "cropped": getattr(detector, "crops", None),
+        "skipped_crops": getattr(detector, "skipped_crops", None),
         "capped": any(r.capped for r in reports),
         "discovered": sum(r.kind == "discovered" for r in summary.found),
         "reacquired": sum(r.kind == "reacquired" for r in summary.found),

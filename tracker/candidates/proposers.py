@@ -97,6 +97,7 @@ class PointPromptProposer:
         self.min_area_fraction = min_area_fraction
         self.max_area_fraction = max_area_fraction
         self.last_timings: dict[str, float] = {}
+        self.last_prompts = 0
 
     def grid_points(self, width: int, height: int) -> np.ndarray:
         """``grid×grid`` cell centres as ``(x, y)`` pixels."""
@@ -108,17 +109,25 @@ class PointPromptProposer:
 
     @timing.stage("proposals", count=len)
     def __call__(
-        self, frame: np.ndarray, points: np.ndarray | None = None, *, backbone: dict[str, Any] | None = None
+        self,
+        frame: np.ndarray,
+        points: np.ndarray | None = None,
+        *,
+        backbone: dict[str, Any] | None = None,
+        grid: bool = True,
     ) -> list[Proposal]:
         """Proposals on ``frame``; ``backbone``: SAM 2's backbone output for this very frame
         (e.g. :meth:`tracker.session.TrackingSession.frame_features`), used instead of encoding
-        the frame again."""
+        the frame again. ``grid=False`` decodes ``points`` alone (a caller that picked its own
+        grid points, as discovery's detector does to leave out those inside tracked objects).
+        ``last_prompts`` says how many points the call decoded."""
         import torch
 
         height, width = frame.shape[:2]
-        prompts = self.grid_points(width, height)
+        prompts = self.grid_points(width, height) if grid else np.zeros((0, 2), np.float32)
         if points is not None and len(points):
             prompts = np.concatenate([np.asarray(points, np.float32).reshape(-1, 2), prompts])
+        self.last_prompts = len(prompts)
         if not len(prompts):
             return []
         if not frame.flags.writeable:  # torch warns on read-only arrays (e.g. a reader's cached frame)

@@ -53,6 +53,10 @@ class DiscoveryConfig:
     * ``confident_score``: a tracked frame teaches an object's exemplar when SAM 2's
       presence probability reaches this and a candidate matches the mask with IoU
       ``exemplar_iou``.
+    * ``skip_covered``: hand the detector the frame's tracked masks, so it skips the work inside
+      them (:class:`~tracker.discovery.detector.ClipDetector`: grid points inside a tracked
+      mask are not decoded, proposals a tracked mask covers are not cropped for CLIP). Off:
+      every check looks at the whole frame (what the benchmark compares against).
     """
 
     every: int = DEFAULT_EVERY
@@ -69,6 +73,7 @@ class DiscoveryConfig:
     max_objects: int | None = None
     confident_score: float = 0.8
     exemplar_iou: float = 0.7
+    skip_covered: bool = True
 
     def __post_init__(self) -> None:
         if int(self.every) < 1:

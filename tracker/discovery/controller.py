@@ -4,7 +4,9 @@
 stand-ins): after each tracked frame, call :meth:`Discovery.after_frame` with the frame's result.
 On a check frame (every ``config.every`` frames, and the frame an object has been empty for
 ``config.lost_after`` frames) it asks the :class:`~tracker.discovery.protocols.Detector` for
-candidates and, in this order:
+candidates — handing it the frame's tracked masks (``covered``, unless
+``config.skip_covered`` is off), so the detector can skip work inside them — and, in this
+order:
 
 1. **Matching.** Candidates that a tracked mask already explains (IoU or cover,
    :func:`~tracker.discovery.matching.match_tracked`) are nothing new; a confident match
@@ -70,6 +72,8 @@ class CheckReport:
 
     ``seconds`` is the whole check (detection, decisions, tracking back); ``detect_seconds``
     the detector alone. ``capped`` says a sighting was left out because of ``max_objects``.
+    ``result`` holds the frame's masks until the next check; then only its ids and scores stay
+    (:meth:`release`), so the reports of a long run hold no masks (memory flat in video length).
     """
 
     frame: int
@@ -80,6 +84,11 @@ class CheckReport:
     capped: bool = False
     seconds: float = 0.0
     detect_seconds: float = 0.0
+
+    def release(self) -> None:
+        """Drop ``result``'s masks (``N×0×0``), keeping its frame, ids and scores."""
+        r = self.result
+        self.result = FrameResult(r.frame_idx, r.object_ids, np.zeros((len(r.object_ids), 0, 0), bool), r.scores)
 
 
 class Discovery:
@@ -169,10 +178,15 @@ class Discovery:
 
     # ------------------------------------------------------------------ the check
     def _check(self, result: FrameResult) -> CheckReport:
+        if self.reports:
+            self.reports[-1].release()  # its frame has been handed on: keep no masks per check
         started = time.perf_counter()
         frame_idx = result.frame_idx
         frame = self.frame_of(frame_idx)
-        detections = list(self.detector.detect(frame_idx, frame))
+        if self.config.skip_covered:
+            detections = list(self.detector.detect(frame_idx, frame, covered=result.masks))
+        else:
+            detections = list(self.detector.detect(frame_idx, frame))
         report = CheckReport(frame_idx, result, candidates=len(detections))
         report.detect_seconds = time.perf_counter() - started
         cfg = self.config

@@ -39,12 +39,18 @@ class Detection:
 class Detector(Protocol):
     """Finds the prompt on one frame.
 
-    ``detect(frame_idx, frame)`` returns the frame's candidates (any order; the threshold is
-    discovery's business, not the detector's). ``embed(frame, masks)`` returns ``N×D`` unit
-    embeddings of the masks' crops (to teach exemplars).
+    ``detect(frame_idx, frame, covered=None)`` returns the frame's candidates (any order; the
+    threshold is discovery's business, not the detector's). ``covered``, when given, is the
+    masks tracked on that frame (``N×H×W`` bool, :attr:`tracker.types.FrameResult.masks`): a
+    detector may skip work inside them, but must still return every candidate a tracked mask
+    does not explain (and, for each tracked object, its best-overlapping candidate, which
+    teaches the object's exemplars); one that ignores it is correct too. ``embed(frame,
+    masks)`` returns ``N×D`` unit embeddings of the masks' crops (to teach exemplars).
     """
 
-    def detect(self, frame_idx: int, frame: np.ndarray) -> list[Detection]: ...
+    def detect(
+        self, frame_idx: int, frame: np.ndarray, covered: np.ndarray | None = None
+    ) -> list[Detection]: ...
 
     def embed(self, frame: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray: ...
 
