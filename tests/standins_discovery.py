@@ -12,12 +12,17 @@
   (the component pixels overlapping the previous mask moved by the last velocity; pixels two
   objects claim go to the nearer predicted centre); an object whose blob disappears stays empty
   until it is prompted again.
+* :class:`StandInBlobSession` — a stand-in for :class:`tracker.session.TrackingSession` over
+  the blob tracker: what :class:`tracker.workspace.Workspace` calls on a session (prompts, the
+  plan, propagation, discovery's mid-run calls), so the real workspace, handlers and app run on
+  it (``Workspace.session_factory``); a click picks the colour blob under it.
 * :func:`render_scene` — generated videos of discs that enter, leave and come back;
   :func:`write_scene` writes one as an mp4 (for the CLI, the app and the browser).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -26,8 +31,10 @@ import numpy as np
 from tests.synthetic import background
 from tracker.candidates.clip import combine_scores
 from tracker.discovery import Detection
+from tracker.errors import InputError
+from tracker.legs import Leg, plan_legs
 from tracker.masks import mask_centroid
-from tracker.types import FrameResult
+from tracker.types import FramePrompt, FrameResult
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -74,6 +81,17 @@ def entering_scene() -> list[Disc]:
     return [
         Disc(BLUE, 12, lambda f: (90, 30)),
         Disc(RED, 12, lambda f: None if f < 4 else (-11 + 4 * (f - 4), 60)),
+    ]
+
+
+def arriving_scene() -> list[Disc]:
+    """A red disc all along (the one a person picks), moving right along the top; a blue disc
+    standing still (the negative prompt); a second red disc entering from the left on frame 6,
+    along the bottom (the one discovery finds). 128×96, radius 10."""
+    return [
+        Disc(RED, 10, lambda f: (20 + 2 * f, 28)),
+        Disc(BLUE, 10, lambda f: (104, 28)),
+        Disc(RED, 10, lambda f: None if f < 6 else (-9 + 4 * (f - 6), 70)),
     ]
 
 
@@ -368,3 +386,148 @@ class StandInBlobTracker:
 def _nearest_colour(pixels: np.ndarray) -> tuple[int, int, int]:
     mean = pixels.reshape(-1, 3).astype(np.float32).mean(0)
     return min(COLOURS.values(), key=lambda c: float(np.linalg.norm(mean - np.array(c, np.float32))))
+
+
+# ---------------------------------------------------------------------- stand-in tracking session
+class StandInBlobSession:
+    """Stand-in for :class:`tracker.session.TrackingSession`: :class:`StandInBlobTracker` behind
+    the methods :class:`tracker.workspace.Workspace` (and discovery's ``SessionTracker``) call.
+
+    Plugged in with ``workspace.session_factory = lambda ws: StandInBlobSession.of(ws)``. A mask
+    prompt is taken as it is; clicks (or a box) pick the connected blob of a named colour under
+    each positive click (inside the box), minus the blobs under negative clicks. One prompt per
+    object (the newest); clearing an object's prompt frame forgets the object. Runs are planned by
+    :func:`tracker.legs.plan_legs`, as the real session plans them. No model, no backbone features.
+    """
+
+    def __init__(self, frames: Sequence[np.ndarray]) -> None:
+        self.frames = list(frames)
+        self.num_frames = len(self.frames)
+        self.height, self.width = self.frames[0].shape[:2]
+        self.tracker = StandInBlobTracker(self.frames)
+        self._running = False
+        self._lock = threading.RLock()
+
+    @classmethod
+    def of(cls, workspace) -> StandInBlobSession:
+        """The session of ``workspace``'s video (every frame decoded once: stand-in clips are small)."""
+        return cls([workspace.frame(i) for i in range(workspace.info.num_frames)])
+
+    # what the workspace asks
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def object_ids(self) -> tuple[int, ...]:
+        return tuple(sorted(self.tracker.blobs))
+
+    def prompted_frames(self) -> dict[int, list[int]]:
+        return {oid: [frame] for oid, (frame, _) in sorted(self.tracker.prompts.items())}
+
+    def add_prompt(self, prompt: FramePrompt) -> FrameResult:
+        prompt.validate(self.width, self.height)
+        mask = prompt.mask if prompt.mask is not None and prompt.mask.any() else self._blob_of(prompt)
+        if not mask.any():
+            raise InputError("Stand-in session: no coloured blob under the click.")
+        with self._lock:
+            self.tracker.add_object(int(prompt.object_id), int(prompt.frame_idx), mask)
+            return self._result_at(int(prompt.frame_idx))
+
+    def clear_prompts(self, frame_idx: int, object_id: int | None = None) -> FrameResult:
+        with self._lock:
+            for oid in [object_id] if object_id is not None else list(self.tracker.prompts):
+                if self.tracker.prompts.get(oid, (None,))[0] == frame_idx:
+                    self.tracker.remove_object(oid)
+            return self._result_at(int(frame_idx))
+
+    def remove_object(self, object_id: int) -> None:
+        with self._lock:
+            self.tracker.remove_object(int(object_id))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.tracker = StandInBlobTracker(self.frames)
+
+    def mask_at(self, frame_idx: int) -> FrameResult | None:
+        result = self._result_at(int(frame_idx))
+        return result if any(m.any() for m in result.masks) else None
+
+    def plan(
+        self, start_frame: int | None = None, end_frame: int | None = None, direction: str = "both",
+        max_frames: int | None = None,
+    ) -> list[Leg]:  # fmt: skip
+        prompted = {frame for frame, _ in self.tracker.prompts.values()}
+        return plan_legs(self.num_frames, prompted, start_frame, end_frame, direction, max_frames)
+
+    def propagate(
+        self, start_frame: int | None = None, end_frame: int | None = None, direction: str = "both",
+        cancel: threading.Event | None = None, *, max_frames: int | None = None,
+    ) -> Iterator[FrameResult]:  # fmt: skip
+        legs = self.plan(start_frame, end_frame, direction, max_frames)
+        return self._run(legs, cancel)
+
+    def _run(self, legs: list[Leg], cancel: threading.Event | None) -> Iterator[FrameResult]:
+        self._running = True
+        try:
+            for leg in legs:
+                self.tracker.begin_leg(leg.first, leg.step)
+                for frame_idx in leg.frames():
+                    if cancel is not None and cancel.is_set():
+                        return
+                    with self._lock:
+                        result = self.tracker.step(frame_idx)
+                    yield result
+        finally:
+            self._running = False
+
+    def close(self) -> None:
+        pass
+
+    # what discovery asks (tracker.discovery.detector.SessionTracker), also while a run is paused
+    def frame_features(self, frame_idx: int) -> None:
+        return None  # no backbone: the stand-in detector looks at the frame itself
+
+    def add_mask_mid_run(self, object_id: int, frame_idx: int, mask: np.ndarray) -> FrameResult:
+        with self._lock:
+            self.tracker.add_object(int(object_id), int(frame_idx), np.asarray(mask, bool))
+            return self._result_at(int(frame_idx))
+
+    def remove_object_mid_run(self, object_id: int) -> None:
+        self.remove_object(object_id)
+
+    def track_object(
+        self, object_id: int, start_frame: int, last_frame: int, cancel: threading.Event | None = None
+    ) -> Iterator[FrameResult]:
+        for result in self.tracker.track_object(int(object_id), int(start_frame), int(last_frame)):
+            if cancel is not None and cancel.is_set():
+                return
+            yield result
+
+    # helpers
+    def _result_at(self, frame_idx: int) -> FrameResult:
+        ids = self.object_ids
+        if not ids:
+            return FrameResult.empty(frame_idx, self.height, self.width)
+        empty = np.zeros((self.height, self.width), bool)
+        masks = np.stack([self.tracker.history.get(oid, {}).get(frame_idx, empty) for oid in ids])
+        return FrameResult(frame_idx, ids, masks, np.ones(len(ids), np.float32))
+
+    def _blob_of(self, prompt: FramePrompt) -> np.ndarray:
+        """The named-colour blobs under the positive clicks (inside the box), minus those under
+        the negative clicks."""
+        frame = self.frames[prompt.frame_idx]
+        blobs = [
+            part for colour in COLOURS.values() for part in connected_components(colour_pixels(frame, colour))
+        ]
+        mask = np.zeros((self.height, self.width), bool)
+        for (x, y), label in zip(prompt.points, prompt.labels, strict=True):
+            hit = [part for part in blobs if part[int(y), int(x)]]
+            for part in hit:
+                mask = mask | part if label == 1 else mask & ~part
+        if prompt.box is not None:
+            x0, y0, x1, y1 = (int(round(v)) for v in prompt.box)
+            inside = np.zeros_like(mask)
+            inside[max(0, y0) : y1 + 1, max(0, x0) : x1 + 1] = True
+            mask |= np.logical_or.reduce([p for p in blobs if (p & inside).sum() > 0.5 * p.sum()] or [mask])
+        return mask

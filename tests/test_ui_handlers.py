@@ -312,7 +312,9 @@ def test_finding_new_ones_while_tracking_lists_them_when_done(tmp_path, small_vi
     first = min(session.workspace.prompted_frames())
     final = list(app.track(session, "forward", True, 4))[-1]
     new_id = max(session.workspace.objects)
-    assert f"Found while tracking: #{new_id} found at 0:00, score 27.4." in final.status
+    name = session.workspace.objects[new_id].name
+    assert f"Found while tracking: #{new_id} ({name}) found at 0:00, score 27.4." in final.status
+    assert "Next flagged" in final.status  # where to check it
     assert [r.frame for r in session.workspace.found] == [first + 4]
     off = list(app.track(session, "forward", False, 4))[-1]
     assert "Found while tracking" in off.status  # what was found stays found

@@ -193,7 +193,7 @@ def found_flags(records: Iterable[Any], fps: float | None = None) -> list[Flag]:
         score = float(record.score) if record.score is not None else 0.0
         if record.kind == DISCOVERED:
             start = "" if record.first_frame is None else f", tracked back to frame {record.first_frame}"
-            message = f"New object found here while tracking (score {score:.1f}{start}); check it is one."
+            message = f"New object found here while tracking (score {score:.1f}{start}); check that it is what you asked for."
         else:
             message = f"Lost object found again here (score {score:.1f}); check it is the same one."
         flags.append(Flag(int(record.frame), int(record.object_id), record.kind, score, message))

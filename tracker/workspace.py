@@ -106,6 +106,9 @@ class Workspace:
         self.last_discovery: Discovery | None = None  # the last track()'s discovery (checks, timings)
         # builds discovery's detector instead of the CLIP one (tests plug stand-ins in here)
         self.discovery_detector: Callable[[Workspace], Detector] | None = None
+        # builds the tracking session instead of SAM 2's TrackingSession (tests plug stand-ins in
+        # here; the stand-in must offer what this class calls on a session)
+        self.session_factory: Callable[[Workspace], Any] | None = None
         # each object's look, kept across runs; a removed object's becomes a negative exemplar
         self.exemplars: ExemplarBank | None = None
         self.cancel_event = threading.Event()
@@ -187,6 +190,8 @@ class Workspace:
     def session(self):
         """The tracking session, built on first use (building loads SAM 2)."""
         with self._lock:
+            if self._session is None and self.session_factory is not None:
+                self._session = self.session_factory(self)
             if self._session is None:
                 from .session import TrackingSession
 

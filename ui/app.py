@@ -541,7 +541,8 @@ def _wire_refine(page: Page, handlers: Handlers, model: dict) -> None:
 
 
 def _wire_track(page: Page, handlers: Handlers, review_loop: review.ReviewLoop, model: dict) -> None:
-    """Step 4: Track, then flags and downloads; Stop cancels the run and shows what it got."""
+    """Step 4: Track, then step 3's object list (objects found while tracking join it), flags and
+    downloads; Stop cancels the run and shows what it got."""
     session, step = page.session, page.track
     track_event = step.track.click(
         gpu(handlers.track, duration=600),
@@ -553,15 +554,16 @@ def _wire_track(page: Page, handlers: Handlers, review_loop: review.ReviewLoop, 
         **PRIVATE,
     )
     (
-        track_event.success(gpu(review_loop.check), [session], page.review_out, **model, **PRIVATE).then(
-            review_loop.prepare_downloads, [session], page.download_out, **PRIVATE
-        )
+        track_event.success(handlers.refine, [session], page.refine_out, **PRIVATE)
+        .then(gpu(review_loop.check), [session], page.review_out, **model, **PRIVATE)
+        .then(review_loop.prepare_downloads, [session], page.download_out, **PRIVATE)
     )
     (
         step.stop.click(
             handlers.stop, [session], [step.status], cancels=[track_event], concurrency_limit=None, **PRIVATE
         )
         .then(handlers.after_stop, [session], page.track_out, concurrency_limit=None, **PRIVATE)
+        .then(handlers.refine, [session], page.refine_out, **PRIVATE)
         .then(gpu(review_loop.check), [session], page.review_out, **model, **PRIVATE)
         .then(review_loop.prepare_downloads, [session], page.download_out, **PRIVATE)
     )

@@ -85,12 +85,20 @@ def _discovery_options(discover: bool, every: float | None) -> dict[str, Any]:
     return {"discover": DiscoveryConfig(every=max(1, int(every or DEFAULT_EVERY)))}
 
 
+def _found_line(ws: Any, record: Any) -> str:
+    """``#3 (dog 3) found at 0:07, score 27.4``: the record with its object's name."""
+    obj = ws.objects.get(record.object_id)
+    return record.describe(ws.info.fps, obj.name if obj is not None else None)
+
+
 def _found_sentence(ws: Any) -> str:
-    """`` Found while tracking: #3 found at 0:07, score 27.4; …`` (empty when nothing was found)."""
+    """`` Found while tracking: #3 (dog 3) found at 0:07, score 27.4; ….`` and where to check them
+    (empty when nothing was found)."""
     records = [r for r in ws.found_records() if r.kind != "accepted"]
     if not records:
         return ""
-    return " Found while tracking: " + "; ".join(r.describe(ws.info.fps) for r in records) + "."
+    found = "; ".join(escape(_found_line(ws, r)) for r in records)
+    return f" Found while tracking: {found}. {text.FOUND_FLAGGED}"
 
 
 class Handlers:
@@ -652,7 +660,7 @@ class Handlers:
             seen = len(found)
             for event in ws.track(direction=direction, cancel=session.cancel, **options):
                 if not event.replay:
-                    news = [r.describe(ws.info.fps) for r in found[seen:]]
+                    news = [_found_line(ws, r) for r in found[seen:]]
                     seen = len(found)
                     progress(event.done / max(event.total, 1), desc="; ".join([_track_desc(event), *news]))
                 if streaming and (event.replay or event.direction == "forward"):

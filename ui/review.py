@@ -102,7 +102,7 @@ REASON_WORDS = {
     LOW_SCORE: "unsure",
     CLIP_DROP: "looks different",
     OVERLAP: "overlap",
-    DISCOVERED: "new",
+    DISCOVERED: "new object",
     REACQUIRED: "found again",
 }
 

@@ -34,6 +34,7 @@ HELP_REFINE = (
     "removes it, **box** takes two clicks (opposite corners). Move the slider to prompt on "
     "another frame. The mask updates after every click."
 )
+FOUND_FLAGGED = "Each is flagged in 5 · Review: pick its flags there, then **Next flagged** to check it."
 HELP_BRUSH = (
     "Paint over the object on the current frame, then press **Use brushed mask**. "
     "The picture shows the current masks to help you aim."

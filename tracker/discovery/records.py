@@ -33,14 +33,16 @@ class FoundRecord:
         if self.kind not in KINDS:
             raise ValueError(f"unknown kind {self.kind!r}; expected one of {KINDS}")
 
-    def describe(self, fps: float | None = None) -> str:
-        """One line for people, e.g. ``"#3 found at 0:07, score 27.4"``."""
+    def describe(self, fps: float | None = None, name: str | None = None) -> str:
+        """One line for people, e.g. ``"#3 found at 0:07, score 27.4"`` (``"#3 (dog 3) found at …"``
+        with the object's ``name``)."""
         when = clock(self.frame, fps) if fps else f"frame {self.frame}"
         verb = {"accepted": "accepted at", "discovered": "found at", "reacquired": "found again at"}[
             self.kind
         ]
         score = "" if self.score is None else f", score {self.score:.1f}"
-        return f"#{self.object_id} {verb} {when}{score}"
+        who = f"#{self.object_id}" if not name else f"#{self.object_id} ({name})"
+        return f"{who} {verb} {when}{score}"
 
     def to_dict(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value is not None}
