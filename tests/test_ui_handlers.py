@@ -576,6 +576,16 @@ def test_handlers_drive_the_real_workspace(tmp_path, small_video):
         assert views[-1].gallery, views[-1].status
         view = app.pick_candidate(session, select(0))
         assert view.frame.shape == (480, 640, 3) and list(session.workspace.objects) == [1]  # shown 4× larger
+        ws = session.workspace
+        assert all(c.embedding is not None for c in ws.candidates)  # Find's CLIP crop features, kept
+        if len(ws.candidates) > 1:
+            count = len(ws.candidates)
+            app.more_like(session)  # the accepted candidate is the most like itself
+            assert session.accepted == {0: 1} and session.selected_candidate == 0
+            session.selected_candidate = count - 1
+            app.reject_candidate(session)  # "not this one": gone, its look negative
+            assert len(ws.candidates) == count - 1 and ws.exemplars.negative_count == 1
+            assert list(ws.objects) == [1]
         app.click(session, select([40, 40]))
         app.undo(session)
         app.redo(session)

@@ -1076,6 +1076,7 @@ class Workspace:
             self.prompt_text = project.prompt or ""
             self.negative_text = project.negative_prompt
             self.found = project.found_records()
+            self.exemplars = None  # looks are not saved; the opened work's objects start without them
             stored = project.results()
             if stored is not None:
                 self.store = stored
