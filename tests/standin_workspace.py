@@ -21,7 +21,14 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from tracker.discovery import Discovery, DiscoveryConfig, FoundRecord
+from tracker.discovery import (
+    Discovery,
+    DiscoveryConfig,
+    ExemplarBank,
+    FoundRecord,
+    exemplar_ranking,
+    likeness_ranking,
+)
 from tracker.errors import InputError, VideoError
 from tracker.flags import Flag
 from tracker.masks import mask_box
@@ -153,6 +160,7 @@ class StandInWorkspace:
         self.last_retrack_frames: list[int] = []
         self.found: list[FoundRecord] = []
         self.last_discovery: Discovery | None = None
+        self.exemplars = ExemplarBank()
         self.cancel_event = threading.Event()
         self._stale: set[int] = set()  # objects edited since the last run
         self._prompts: dict[tuple[int, int], FramePrompt] = {}
@@ -202,13 +210,20 @@ class StandInWorkspace:
             for k in range(2):
                 x = self.info.width * (0.3 + 0.4 * k)
                 mask = self._disc(x, self.info.height / 2)
+                # a left disc and a right disc: two looks, a little different on each frame
+                look = np.array([1.0, 0.1 * rank, 0.0] if k == 0 else [0.1 * rank, 1.0, 0.0], np.float32)
                 found.append(
                     Candidate(
-                        frame_idx, self.info.time_of(frame_idx), mask, mask_box(mask), 30.0 - rank - k * 0.5
+                        frame_idx,
+                        self.info.time_of(frame_idx),
+                        mask,
+                        mask_box(mask),
+                        30.0 - rank - k * 0.5,
+                        embedding=look / np.linalg.norm(look),
                     )
                 )
             found.sort(key=lambda c: -c.score)
-            self.candidates = list(found)
+            self.candidates = self._ranked(found)
             yield FindEvent(
                 "masks", (rank + 1) / len(picked), f"Frame {frame_idx} done", list(found), frame_idx
             )
@@ -274,7 +289,42 @@ class StandInWorkspace:
             candidate = self.candidates[index]
             if object_id is None:
                 object_id = self.add_object(self.prompt_text or None).object_id
+                self.exemplars.discard(object_id)
+            if candidate.embedding is not None:
+                self.exemplars.add(object_id, candidate.embedding)
             return self._set_prompt(FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()))
+
+    # the exemplar logic is the library's (numpy only), as the workspace uses it
+    def _ranked(self, candidates: list[Candidate]) -> list[Candidate]:
+        looks = [oid for oid in self.exemplars.object_ids if oid in self.objects]
+        return exemplar_ranking(candidates, self.exemplars, looks)[0]
+
+    def reject_candidate(self, index: int) -> list[int]:
+        with self._lock:
+            if not self.candidates:
+                raise InputError("There are no candidates yet: run Find first.")
+            if not 0 <= index < len(self.candidates):
+                raise InputError(f"There is no candidate {index + 1}; pick one from the list.")
+            candidate = self.candidates[index]
+            if candidate.embedding is not None:
+                self.exemplars.add_negative(candidate.embedding)
+            kept = [i for i in range(len(self.candidates)) if i != index]
+            looks = [oid for oid in self.exemplars.object_ids if oid in self.objects]
+            self.candidates, order = exemplar_ranking(
+                [self.candidates[i] for i in kept], self.exemplars, looks
+            )
+            return [kept[i] for i in order]
+
+    def more_like(self, object_id: int) -> list[int]:
+        with self._lock:
+            if not self.candidates:
+                raise InputError("There are no candidates yet: run Find first.")
+            self._check(object_id, 0)
+            if not self.exemplars.exemplars(object_id):
+                raise InputError(f"{self.objects[object_id].name} has no look to compare with yet.")
+            order = likeness_ranking(self.candidates, self.exemplars, object_id)
+            self.candidates = [self.candidates[i] for i in order]
+            return order
 
     def best_candidates(self, max_objects: int = 1) -> list[int]:
         with self._lock:
@@ -332,6 +382,7 @@ class StandInWorkspace:
             self._check(object_id, 0)
             self._snapshot()
             del self.objects[object_id]
+            self.exemplars.reject_object(object_id)
             for key in [k for k in self._prompts if k[0] == object_id]:
                 del self._prompts[key]
             self.store.remove_object(object_id)

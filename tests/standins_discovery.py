@@ -243,8 +243,10 @@ class StandInComponentDetector:
     embedding (:func:`tracker.candidates.clip.combine_scores`, as Find scores crops).
     """
 
-    def __init__(self, prompt: str, negative: str | None = None) -> None:
-        self.encoder = StandInColourEncoder()
+    def __init__(
+        self, prompt: str, negative: str | None = None, encoder: StandInColourEncoder | None = None
+    ) -> None:
+        self.encoder = encoder or StandInColourEncoder()
         self.text = self.encoder.text(prompt)
         self.negative = None if negative is None else self.encoder.text(negative)
         self.calls: list[int] = []

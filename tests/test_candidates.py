@@ -26,6 +26,7 @@ from tracker.candidates import (
     check_prompt,
     clip_heatmap,
     combine_scores,
+    crop_features,
     crop_for_clip,
     default_min_gap,
     default_stride,
@@ -496,6 +497,26 @@ def test_negative_prompt_lowers_scores_by_how_much_better_it_matches(reader):
     assert penalty["mostly blue"] == pytest.approx(
         bluish.negative_score - (bluish.score + penalty["mostly blue"]), abs=1.0
     )
+
+
+def test_each_candidate_keeps_the_crop_embedding_it_was_scored_with(reader):
+    from tracker.engine import PlainCandidate
+
+    frame = reader.get(10)
+    encoder = StandInEncoder()
+    text = encoder.encode_prompt("red")
+    out = score_masks(frame, [red_pixels(frame), blue_pixels(frame)], encoder, text)
+    assert encoder.image_calls == [2]  # one batch: the embeddings are the scored features, not encoded again
+    assert len(out) == 2
+    for c in out:
+        assert c.embedding is not None and c.embedding.dtype == np.float32
+        assert float(np.linalg.norm(c.embedding)) == pytest.approx(1.0, abs=1e-5)
+        assert c.score == pytest.approx(100.0 * float(c.embedding @ text), abs=1e-3)
+        assert c.text_score == c.score
+        assert np.allclose(c.embedding, crop_features(frame, [c.mask], encoder)[0], atol=1e-6)
+        assert "embedding" not in c.to_row("red")  # never exported
+        back = PlainCandidate.from_candidate(c).to_candidate()  # what a ZeroGPU call hands back
+        assert np.array_equal(back.embedding, c.embedding) and back.text_score == c.text_score
 
 
 @pytest.mark.parametrize(

@@ -61,14 +61,24 @@ class Outcome:
 
 
 def run_scene(
-    discs, num_frames, *, prompt="red", negative=None, accepted=(), accepted_at=0, **config
+    discs,
+    num_frames,
+    *,
+    prompt="red",
+    negative=None,
+    accepted=(),
+    accepted_at=0,
+    exemplars=None,
+    encoder=None,
+    **config,
 ) -> Outcome:
     """Track the scene with the stand-ins, discovery on; ``accepted`` discs start as objects 1, 2, …
     on frame ``accepted_at``. Like a ``"both"`` run: backward from the frame before it to 0
-    (when there is one), then forward from it to the end."""
+    (when there is one), then forward from it to the end. ``exemplars``: the bank discovery
+    starts from (a workspace's); ``encoder``: the colour encoder's settings."""
     frames, truth = render_scene(discs, num_frames)
     tracker = StandInBlobTracker(frames)
-    detector = StandInComponentDetector(prompt, negative)
+    detector = StandInComponentDetector(prompt, negative, encoder)
     store: dict[int, dict[int, np.ndarray]] = {}
 
     def put(result: FrameResult) -> None:
@@ -76,7 +86,9 @@ def run_scene(
         for object_id, mask in zip(result.object_ids, result.masks, strict=True):
             entries[object_id] = mask
 
-    discovery = Discovery(DiscoveryConfig(**config), detector, tracker, frames.__getitem__, on_backfill=put)
+    discovery = Discovery(
+        DiscoveryConfig(**config), detector, tracker, frames.__getitem__, on_backfill=put, exemplars=exemplars
+    )
     for object_id, disc in enumerate(accepted, 1):
         tracker.add_object(object_id, accepted_at, truth[accepted_at][disc])
         discovery.seed(object_id, frames[accepted_at], truth[accepted_at][disc])

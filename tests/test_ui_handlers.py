@@ -146,6 +146,51 @@ def test_use_selected_restarts_the_current_object(app, small_video):
     assert ws.candidates[2].frame_idx in ws.prompted_frames()
 
 
+def _where(ws) -> list[tuple[int, str]]:
+    """Each candidate as (frame, side of the picture): the stand-in's looks are left and right discs."""
+    return [(c.frame_idx, "left" if c.box[0] < ws.info.width / 2 else "right") for c in ws.candidates]
+
+
+def test_not_this_one_drops_the_candidate_and_its_object_and_ranks_look_alikes_last(app, small_video):
+    session = found(app, small_video)
+    ws = session.workspace
+    last = ws.info.num_frames - 1
+    app.pick_candidate(session, select(0))  # the left disc on frame 0 → object 1
+    app.pick_candidate(session, select(1))  # the right disc on frame 0 → object 2, selected
+    view = app.reject_candidate(session)
+    assert list(ws.objects) == [1] and session.object_id is None
+    assert "rejected" in view.status and "Removed **red disc**" in view.status
+    # by the text alone the sides would alternate; now the right discs (the rejected look) come last
+    assert _where(ws) == [(0, "left"), (6, "left"), (last, "left"), (last, "right"), (6, "right")]
+    assert session.accepted == {0: 1} and session.selected_candidate is None
+    captions = [c for _, c in view.gallery]
+    assert len(captions) == 5 and "✓ object 1" in captions[0]
+    assert "(text " in captions[4]  # the score moved by the exemplars, the text score still shown
+    with pytest.raises(gr.Error, match="Click the wrong candidate"):
+        app.reject_candidate(session)  # nothing selected any more
+
+
+def test_find_more_like_this_reranks_and_remaps_the_gallery_state(app, small_video):
+    session = found(app, small_video)
+    ws = session.workspace
+    last = ws.info.num_frames - 1
+    with pytest.raises(gr.Error, match="Pick a candidate first"):
+        app.more_like(session)
+    app.pick_candidate(session, select(0))  # left disc, frame 0 → object 1
+    app.pick_candidate(session, select(4))  # left disc, last frame → object 2, the current one
+    assert _where(ws)[4] == (last, "left") and session.selected_candidate == 4
+    view = app.more_like(session)
+    assert "likeness to **red disc**" in view.status
+    # most like the last frame's left disc first, then the other left discs, the right ones last
+    assert _where(ws)[:3] == [(last, "left"), (6, "left"), (0, "left")]
+    assert {side for _, side in _where(ws)[3:]} == {"right"}
+    assert session.accepted == {0: 2, 2: 1} and session.selected_candidate == 0
+    captions = [c for _, c in view.gallery]
+    assert "✓ object 2" in captions[0] and "✓ object 1" in captions[2]
+    again = app.pick_candidate(session, select(0))
+    assert "already object 2" in again.status  # a click after re-ranking finds the right object
+
+
 # -- step 3 -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("mode", "clicks", "expected_labels", "has_box"),
@@ -472,6 +517,8 @@ REQUIRED_IDS = [
     "prompt",
     "find-btn",
     "candidates",
+    "reject-candidate-btn",
+    "more-like-btn",
     "frame-view",
     "track-btn",
     "stop-btn",
@@ -543,6 +590,16 @@ def test_handlers_drive_the_real_workspace(tmp_path, small_video):
         assert views[-1].gallery, views[-1].status
         view = app.pick_candidate(session, select(0))
         assert view.frame.shape == (480, 640, 3) and list(session.workspace.objects) == [1]  # shown 4× larger
+        ws = session.workspace
+        assert all(c.embedding is not None for c in ws.candidates)  # Find's CLIP crop features, kept
+        if len(ws.candidates) > 1:
+            count = len(ws.candidates)
+            app.more_like(session)  # the accepted candidate is the most like itself
+            assert session.accepted == {0: 1} and session.selected_candidate == 0
+            session.selected_candidate = count - 1
+            app.reject_candidate(session)  # "not this one": gone, its look negative
+            assert len(ws.candidates) == count - 1 and ws.exemplars.negative_count == 1
+            assert list(ws.objects) == [1]
         app.click(session, select([40, 40]))
         app.undo(session)
         app.redo(session)

@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Generator, Iterable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,8 @@ class FrameMasks:
 
 @dataclass(frozen=True)
 class PlainCandidate:
-    """A :class:`~tracker.types.Candidate` with its mask as COCO RLE."""
+    """A :class:`~tracker.types.Candidate` with its mask as COCO RLE (and its CLIP crop
+    embedding, float32, so the caller can rank by exemplars without a GPU call)."""
 
     frame_idx: int
     time: float
@@ -86,15 +87,19 @@ class PlainCandidate:
     frame_score: float
     negative_score: float | None
     area: int
+    text_score: float | None = None
+    embedding: np.ndarray | None = field(default=None, compare=False)
 
     @classmethod
     def from_candidate(cls, c: Candidate) -> PlainCandidate:
         return cls(c.frame_idx, c.time, encode_mask(c.mask), tuple(float(v) for v in c.box),  # type: ignore[arg-type]
-                   float(c.score), float(c.frame_score), c.negative_score, int(c.area))  # fmt: skip
+                   float(c.score), float(c.frame_score), c.negative_score, int(c.area),
+                   c.text_score, c.embedding)  # fmt: skip
 
     def to_candidate(self) -> Candidate:
         return Candidate(self.frame_idx, self.time, decode_rle(self.rle), self.box, self.score,
-                         self.frame_score, self.negative_score, self.area)  # fmt: skip
+                         self.frame_score, self.negative_score, self.area, self.text_score,
+                         self.embedding)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ logger = logging.getLogger(__name__)
 PNG_MAX_OBJECT_ID = 255
 TRAJECTORY_COLUMNS = ("object_id", "frame", "time", "cx", "cy", "x", "y", "w", "h", "area", "visible")
 RETRIEVAL_COLUMNS = (
-    "query", "frame", "timestamp", "score", "frame_score", "negative_score", "x0", "y0", "x1", "y1", "area",
+    "query", "frame", "timestamp", "score", "text_score", "frame_score", "negative_score",
+    "x0", "y0", "x1", "y1", "area",
 )  # fmt: skip
 # Already-compressed files go into the zip stored, not deflated again.
 _STORED_SUFFIXES = {".png", ".mp4", ".jpg", ".jpeg", ".zip", ".gz"}

@@ -358,7 +358,7 @@ class RemoteWorkspace(Workspace):
             with closing(run):
                 for update in run:
                     if update.candidates is not None:
-                        found = [c.to_candidate() for c in update.candidates]
+                        found = self.ranked([c.to_candidate() for c in update.candidates])
                         with self._lock:
                             self.candidates = found
                     yield FindEvent(update.stage, update.progress, update.message, found, update.new_frame)

@@ -74,8 +74,13 @@ class VideoInfo:
 class Candidate:
     """A mask on one frame that CLIP ranked against the prompt.
 
-    ``score`` is ``100 · crop_features · text_features`` (minus the negative prompt's share when
-    one was given); ``frame_score`` is the whole frame's score that got the frame picked.
+    ``text_score`` is ``100 · crop_features · text_features`` (minus the negative prompt's share
+    when one was given); ``score`` is what candidates are ranked by: the text score, or, once
+    the workspace knows what the person chose and rejected, the text score with the exemplar
+    terms (:func:`tracker.discovery.exemplars.exemplar_score`). ``text_score`` defaults to
+    ``score``. ``frame_score`` is the whole frame's score that got the frame picked.
+    ``embedding`` is the crop's CLIP image embedding (unit ``(D,)`` float32, what Find scored;
+    None where unknown), kept in memory for the exemplar scores, never exported.
     """
 
     frame_idx: int
@@ -86,12 +91,16 @@ class Candidate:
     frame_score: float = 0.0
     negative_score: float | None = None
     area: int = 0
+    text_score: float | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mask.ndim != 2 or self.mask.dtype != bool:
             raise ValueError(f"Candidate.mask must be H×W bool, got {self.mask.dtype} {self.mask.shape}")
         if not self.area:
             self.area = int(self.mask.sum())
+        if self.text_score is None:
+            self.text_score = float(self.score)
 
     def to_row(self, query: str) -> dict:
         """One row of the retrieval table (JSON/CSV)."""
@@ -101,6 +110,7 @@ class Candidate:
             "frame": self.frame_idx,
             "timestamp": round(self.time, 4),
             "score": round(float(self.score), 4),
+            "text_score": round(float(self.score if self.text_score is None else self.text_score), 4),
             "frame_score": round(float(self.frame_score), 4),
             "negative_score": None if self.negative_score is None else round(float(self.negative_score), 4),
             "x0": round(float(x0), 2),

@@ -212,7 +212,9 @@ class Workspace:
         """Rank frames against ``prompt`` and propose masks; yields progress, then candidates.
 
         The first frame's candidates are yielded as soon as they exist. With random weights the
-        best candidates are kept regardless of the threshold (their scores are noise).
+        best candidates are kept regardless of the threshold (their scores are noise). Once
+        objects were accepted or candidates rejected, candidates are ranked by the text and the
+        exemplars together (:meth:`ranked`; ``Candidate.text_score`` keeps the text score).
         """
         from .candidates import check_prompt
         from .engine import build_finder
@@ -227,7 +229,7 @@ class Workspace:
         started, first_at = time.perf_counter(), None
         for event in finder.find(self.reader, prompt, negative_prompt, cancel=cancel):
             if event.candidates is not None:
-                found = list(event.candidates)
+                found = self.ranked(event.candidates)
                 with self._lock:
                     self.candidates = found
             if event.new_frame is not None and first_at is None and found:
@@ -260,15 +262,92 @@ class Workspace:
             from .discovery import FoundRecord
 
             candidate = self.candidates[index]
+            new_object = object_id is None
             if object_id is None:
                 object_id = self.add_object(self._default_name()).object_id
             result = self._apply_prompt(
                 FramePrompt(object_id, candidate.frame_idx, mask=candidate.mask.copy()), fresh=True
             )
+            if candidate.embedding is not None:  # the object's look, from the crop Find scored
+                bank = self._exemplar_bank()
+                if new_object:
+                    bank.discard(object_id)  # an id used before (undone, removed) starts afresh
+                bank.add(object_id, candidate.embedding)
             self.found.append(
                 FoundRecord(object_id, "accepted", candidate.frame_idx, round(float(candidate.score), 2))
             )
             return result
+
+    # ------------------------------------------------------------------ exemplars
+    def _exemplar_bank(self) -> ExemplarBank:
+        """:attr:`exemplars`, made on first use (the first accepted candidate or rejection)."""
+        if self.exemplars is None:
+            from .discovery import ExemplarBank
+
+            self.exemplars = ExemplarBank()
+        return self.exemplars
+
+    def ranked(self, candidates: list[Candidate]) -> list[Candidate]:
+        """``candidates`` re-scored with the exemplars of the objects here and every negative
+        one, best first (:func:`tracker.discovery.exemplars.exemplar_ranking`); as they are
+        while there are no exemplars."""
+        with self._lock:
+            bank = self.exemplars
+            if bank is None:
+                return list(candidates)
+            from .discovery import exemplar_ranking
+
+            looks = [oid for oid in bank.object_ids if oid in self.objects]
+            return exemplar_ranking(candidates, bank, looks)[0]
+
+    def _check_candidate(self, index: int) -> Candidate:
+        if not self.candidates:
+            raise InputError("There are no candidates yet: run Find first.")
+        if not 0 <= index < len(self.candidates):
+            raise InputError(f"There is no candidate {index + 1}; pick one from the list.")
+        return self.candidates[index]
+
+    def reject_candidate(self, index: int) -> list[int]:
+        """*Not this one*: candidate ``index`` leaves :attr:`candidates` and its look becomes a
+        negative exemplar (for this list, the next Find and discovery); the rest are re-scored
+        and re-ranked (:meth:`ranked`). Returns the new order as the old index of each
+        remaining candidate. An object made from it stays: a caller that removes it too does so
+        first, so its look no longer lifts the look-alikes in this ranking.
+        """
+        with self._lock:
+            candidate = self._check_candidate(index)
+            if candidate.embedding is not None:
+                self._exemplar_bank().add_negative(candidate.embedding)
+            kept = [i for i in range(len(self.candidates)) if i != index]
+            rest = [self.candidates[i] for i in kept]
+            if self.exemplars is None:
+                self.candidates = rest
+                return kept
+            from .discovery import exemplar_ranking
+
+            looks = [oid for oid in self.exemplars.object_ids if oid in self.objects]
+            self.candidates, order = exemplar_ranking(rest, self.exemplars, looks)
+            return [kept[i] for i in order]
+
+    def more_like(self, object_id: int) -> list[int]:
+        """*Find more like this*: :attr:`candidates` re-ranked by their likeness to
+        ``object_id``'s exemplars (:func:`tracker.discovery.exemplars.likeness_ranking`; scores
+        unchanged). Returns the new order as the old index of each candidate."""
+        with self._lock:
+            if not self.candidates:
+                raise InputError("There are no candidates yet: run Find first.")
+            self._check_object(object_id)
+            bank = self.exemplars
+            if bank is None or not bank.exemplars(object_id):
+                raise InputError(
+                    f"{self.objects[object_id].name} has no look to compare with yet: start it from a "
+                    "candidate, or track it with 'Find new ones while tracking' on."
+                )
+            from .discovery import likeness_ranking
+
+            order = likeness_ranking(self.candidates, bank, object_id)
+            self.candidates = [self.candidates[i] for i in order]
+            return order
 
     def _default_name(self) -> str | None:
         name = self.prompt_text or None
@@ -632,7 +711,7 @@ class Workspace:
         import dataclasses as dc
 
         from .candidates import build_proposer
-        from .discovery import Discovery, ExemplarBank
+        from .discovery import Discovery
         from .discovery.detector import ClipDetector, SessionTracker
 
         if not self.prompt_text:
@@ -670,7 +749,7 @@ class Workspace:
             self.frame,
             known=self.objects,
             start_frame=start_frame,
-            exemplars=self.exemplars if self.exemplars is not None else ExemplarBank(),
+            exemplars=self._exemplar_bank(),  # the one bank: accepted and rejected looks carry over
             on_backfill=self.store.put,
             new_id=lambda: max({*self.objects, *session.object_ids}, default=0) + 1,
         )
@@ -1002,6 +1081,7 @@ class Workspace:
             self.prompt_text = project.prompt or ""
             self.negative_text = project.negative_prompt
             self.found = project.found_records()
+            self.exemplars = None  # looks are not saved; the opened work's objects start without them
             stored = project.results()
             if stored is not None:
                 self.store = stored

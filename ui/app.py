@@ -61,12 +61,15 @@ class InputStep(NamedTuple):
 
 
 class FindStep(NamedTuple):
-    """Step 2: Find, its status, the candidates and the button that uses one."""
+    """Step 2: Find, its status, the candidates, the button that uses one, "Not this one" and
+    "Find more like this"."""
 
     find: gr.Button
     status: gr.Markdown
     gallery: gr.Gallery
     use_selected: gr.Button
+    reject: gr.Button
+    more_like: gr.Button
 
 
 class RefineStep(NamedTuple):
@@ -296,10 +299,13 @@ def _find_step(ready: bool) -> FindStep:
             object_fit="contain",
             interactive=False,
         )
-        use_btn = gr.Button(
-            "Use selected candidate for the current object", size="sm", elem_id="use-selected-btn"
-        )
-    return FindStep(find_btn, find_status, gallery, use_btn)
+        with gr.Row():
+            use_btn = gr.Button(
+                "Use selected candidate for the current object", size="sm", elem_id="use-selected-btn"
+            )
+            reject_btn = gr.Button("Not this one", size="sm", variant="stop", elem_id="reject-candidate-btn")
+            more_btn = gr.Button("Find more like this", size="sm", elem_id="more-like-btn")
+    return FindStep(find_btn, find_status, gallery, use_btn, reject_btn, more_btn)
 
 
 def _brush_tab() -> tuple[gr.Tab, gr.Markdown, gr.ImageEditor, gr.Radio, gr.Button]:
@@ -517,6 +523,12 @@ def _wire_input_and_find(page: Page, handlers: Handlers, review_loop: review.Rev
     find.use_selected.click(gpu(handlers.use_selected), [session], refine_out, **model, **PRIVATE).success(
         handlers.find_view, [session], find_out, **PRIVATE
     )
+    # "Not this one" may remove the object the candidate became (SAM 2's state): the model slot
+    find.reject.click(gpu(handlers.reject_candidate), [session], find_out, **model, **PRIVATE).success(
+        handlers.refine, [session], refine_out, **PRIVATE
+    )
+    # re-ranking by stored embeddings: no model
+    find.more_like.click(handlers.more_like, [session], find_out, **PRIVATE)
 
 
 def _wire_refine(page: Page, handlers: Handlers, model: dict) -> None:

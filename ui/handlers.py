@@ -290,7 +290,7 @@ class Handlers:
         accepted = {
             index: object_id for index, object_id in session.accepted.items() if object_id in ws.objects
         }
-        items = []
+        items, shown = [], set()
         for rank, candidate in enumerate(candidates[:MAX_CANDIDATES_SHOWN]):
             # the rank is drawn on the picture, so a candidate that moves in the ranking is redrawn
             key = (
@@ -302,10 +302,13 @@ class Handlers:
             if key not in cache:
                 drawn = self.services.draw_candidate(ws.frame(candidate.frame_idx), candidate.mask, rank + 1)
                 cache[key] = _thumbnail(drawn)
-            caption = f"#{rank + 1} · score {candidate.score:.1f} · {text.format_time(candidate.time)} (frame {candidate.frame_idx})"
+            caption = f"#{rank + 1} · {_score_text(candidate)} · {text.format_time(candidate.time)} (frame {candidate.frame_idx})"
             if rank in accepted:
                 caption += f" · ✓ object {accepted[rank]}"
             items.append((cache[key], caption))
+            shown.add(key)
+        # pictures of places no longer shown go (a re-ranked list redraws the moved ones)
+        session.thumbnails = {key: image for key, image in cache.items() if key in shown}
         return items
 
     @guarded
@@ -356,6 +359,40 @@ class Handlers:
         session.accepted[index] = object_id
         session.frame_idx = ws.candidates[index].frame_idx
         return self.refine_view(session, f"Object {object_id} now starts from candidate #{index + 1}.")
+
+    @guarded
+    def reject_candidate(self, session: UISession | None, request: gr.Request = None) -> FindView:
+        """*Not this one*: the selected candidate leaves the gallery, its look counts against the
+        others (now and in later searches), and the object it became, if any, is removed."""
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        self._check_idle(session, "reject a candidate")
+        index = session.selected_candidate
+        if index is None or not 0 <= index < len(ws.candidates):
+            raise InputError("Click the wrong candidate in the list first, then press Not this one.")
+        object_id = session.accepted.get(index)
+        note = f"Candidate #{index + 1} rejected: the ones that look like it now rank lower."
+        if object_id in ws.objects:  # first, so its look no longer lifts the look-alikes
+            note += f" Removed **{escape(ws.objects[object_id].name)}**."
+            ws.remove_object(object_id)
+            if session.object_id == object_id:
+                session.object_id = None
+        _remap(session, ws.reject_candidate(index))
+        session.selected_candidate = None
+        return FindView(session, self._gallery(session, ws.candidates), note)
+
+    @guarded
+    def more_like(self, session: UISession | None, request: gr.Request = None) -> FindView:
+        """*Find more like this*: the gallery re-ranked by likeness to the current object."""
+        session = self.session(session, request)
+        ws = self.workspace(session)
+        object_id = self._current_object(session)
+        if object_id is None:
+            raise InputError("Pick a candidate first: more like it are then ranked first.")
+        _remap(session, ws.more_like(object_id))
+        name = escape(ws.objects[object_id].name)
+        status = f"Candidates re-ranked by their likeness to **{name}**."
+        return FindView(session, self._gallery(session, ws.candidates), status)
 
     @guarded
     def find_view(self, session: UISession | None, request: gr.Request = None) -> FindView:
@@ -885,6 +922,23 @@ def _enlarge(image: np.ndarray, scale: int) -> np.ndarray:
     if scale == 1:
         return image
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
+def _score_text(candidate: Any) -> str:
+    """``score 31.2``, or ``score 31.2 (text 29.0)`` when the exemplars moved it."""
+    text_score = candidate.text_score if candidate.text_score is not None else candidate.score
+    if abs(candidate.score - text_score) < 0.05:
+        return f"score {candidate.score:.1f}"
+    return f"score {candidate.score:.1f} (text {text_score:.1f})"
+
+
+def _remap(session: UISession, order: list[int]) -> None:
+    """The session's candidate-index state after the workspace re-ranked its candidates
+    (``order[new] = old``; an index not in it is a candidate gone)."""
+    new_of = {old: new for new, old in enumerate(order)}
+    session.accepted = {new_of[i]: o for i, o in session.accepted.items() if i in new_of}
+    selected = session.selected_candidate
+    session.selected_candidate = None if selected is None else new_of.get(selected)
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:

@@ -72,6 +72,10 @@ class WorkspaceLike(Protocol):
 
     def accept_candidate(self, index: int, object_id: int | None = None) -> FrameResult: ...
 
+    def reject_candidate(self, index: int) -> list[int]: ...
+
+    def more_like(self, object_id: int) -> list[int]: ...
+
     # objects and prompts
     def add_object(
         self, name: str | None = None, color: tuple[int, int, int] | None = None

@@ -27,7 +27,9 @@ PRESET_INFO = "Faster presets work on a smaller picture; masks get coarser at th
 
 HELP_FIND = (
     "The best-matching frames are searched first; candidates appear as soon as each frame is done. "
-    "Click a candidate to follow it as a new object (click several to follow several)."
+    "Click a candidate to follow it as a new object (click several to follow several). "
+    "**Not this one** drops the clicked candidate (and its object) and ranks look-alikes lower; "
+    "**Find more like this** ranks first the candidates that look like the current object."
 )
 HELP_REFINE = (
     "Click on the picture to fix the mask: **+ object** adds what you click, **− not object** "

@@ -142,7 +142,8 @@ def score_masks(
     Masks under ``min_area_fraction`` or over ``max_area_fraction`` of the frame are dropped
     (specks and "the whole picture" are never what someone typed). The rest go through
     :func:`crop_features`; see :func:`~tracker.candidates.clip.combine_scores` for the score.
-    ``negative_score`` is ``100·crop·neg`` (None without a negative prompt).
+    ``negative_score`` is ``100·crop·neg`` (None without a negative prompt); ``embedding`` the
+    crop's unit CLIP features (the ones scored, kept for the exemplar scores).
     """
     height, width = frame.shape[:2]
     pixels = float(height * width)
@@ -177,6 +178,7 @@ def score_masks(
             frame_score=float(frame_score),
             negative_score=None if negatives is None else float(negatives[i]),
             area=area,
+            embedding=np.asarray(features[i], np.float32),
         )
         for i, (mask, area, box) in enumerate(kept)
     ]

@@ -15,14 +15,31 @@ two crops of the same *kind* of thing sit around 70-85, so only similarities abo
 chosen object than like a rejected one (and more than the floor), and loses only as far as it
 looks more like a rejected one. Losses weigh double: a person who removed something meant it.
 Without exemplars (``p`` and ``n`` None) the score is ``s``.
+
+Find uses the same formula (:func:`exemplar_ranking`, :meth:`tracker.workspace.Workspace.find_candidates`):
+each candidate keeps its text score in ``Candidate.text_score`` and its crop embedding in
+``Candidate.embedding``; ``Candidate.score``, what the list is sorted by, becomes
+``exemplar_score(text_score, p, n)`` with ``p`` over the exemplars of the objects the workspace
+has now and ``n`` over every negative one. A rejected candidate
+(:meth:`~tracker.workspace.Workspace.reject_candidate`) becomes a negative exemplar, so Find,
+the next Find and discovery (which use one bank, ``Workspace.exemplars``) all rank its look down.
+"Find more like this" (:meth:`~tracker.workspace.Workspace.more_like`, :func:`likeness_ranking`)
+sorts by a different key: ``p`` over that one object's exemplars alone (its look, whatever the
+text says), ties by ``score``; candidates without an embedding last. Scores are not changed
+by it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..types import Candidate
 
 POSITIVE_WEIGHT = 0.5
 NEGATIVE_WEIGHT = 1.0
@@ -76,14 +93,26 @@ class ExemplarBank:
             self._recent[object_id].append(vector)
 
     def add_negative(self, embedding: np.ndarray) -> None:
-        self._negatives.append(_unit(embedding))
+        """One more look that is not wanted (the same vector twice is kept once)."""
+        vector = _unit(embedding)
+        if not any(np.array_equal(vector, known) for known in self._negatives):
+            self._negatives.append(vector)
 
     def reject_object(self, object_id: int) -> None:
         """``object_id`` was removed: its exemplars become negative ones."""
         for vector in self.exemplars(object_id):
-            self._negatives.append(vector)
+            self.add_negative(vector)
         self._first.pop(object_id, None)
         self._recent.pop(object_id, None)
+
+    def discard(self, object_id: int) -> None:
+        """Forget ``object_id``'s exemplars without making them negative (its id starts afresh)."""
+        self._first.pop(object_id, None)
+        self._recent.pop(object_id, None)
+
+    @property
+    def negative_count(self) -> int:
+        return len(self._negatives)
 
     def exemplars(self, object_id: int) -> list[np.ndarray]:
         if object_id not in self._first:
@@ -101,9 +130,47 @@ class ExemplarBank:
     def negative_similarity(self, embedding: np.ndarray | None) -> float | None:
         return _best(embedding, list(self._negatives))
 
-    def score(self, text_score: float, embedding: np.ndarray | None) -> float:
-        """``text_score`` with the exemplar terms (:func:`exemplar_score`)."""
-        return exemplar_score(text_score, self.similarity(embedding), self.negative_similarity(embedding))
+    def score(
+        self, text_score: float, embedding: np.ndarray | None, object_ids: Iterable[int] | None = None
+    ) -> float:
+        """``text_score`` with the exemplar terms (:func:`exemplar_score`); positives of
+        ``object_ids`` (default all)."""
+        return exemplar_score(
+            text_score, self.similarity(embedding, object_ids), self.negative_similarity(embedding)
+        )
+
+
+def exemplar_ranking(
+    candidates: Sequence[Candidate], bank: ExemplarBank, object_ids: Iterable[int] | None = None
+) -> tuple[list[Candidate], list[int]]:
+    """``candidates`` re-scored and sorted best first, and the order (old index of each new one).
+
+    Each copy's ``score`` is ``bank.score(text_score, embedding, object_ids)`` (the module
+    docstring's formula; the text score alone where the candidate has no embedding or the bank
+    nothing to say); ``text_score`` is kept. The sort is stable.
+    """
+    ids = None if object_ids is None else list(object_ids)
+    rescored = [
+        dataclasses.replace(c, score=bank.score(_text_score(c), c.embedding, ids)) for c in candidates
+    ]
+    order = sorted(range(len(rescored)), key=lambda i: -rescored[i].score)
+    return [rescored[i] for i in order], order
+
+
+def likeness_ranking(candidates: Sequence[Candidate], bank: ExemplarBank, object_id: int) -> list[int]:
+    """The order (old index of each new position) of ``candidates`` by their likeness to
+    ``object_id``: best similarity to its exemplars first, ties by ``score``; candidates
+    without an embedding last, in their order."""
+
+    def key(i: int) -> tuple[float, float]:
+        likeness = bank.similarity(candidates[i].embedding, [object_id])
+        return (np.inf if likeness is None else -likeness, -candidates[i].score)
+
+    return sorted(range(len(candidates)), key=key)
+
+
+def _text_score(candidate: Candidate) -> float:
+    return float(candidate.score if candidate.text_score is None else candidate.text_score)
 
 
 def _unit(embedding: np.ndarray) -> np.ndarray:
