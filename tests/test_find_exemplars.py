@@ -224,3 +224,21 @@ def test_exemplar_ranking_and_likeness_ranking_without_a_workspace():
     assert names([(found + [no_look])[i] for i in likeness_ranking(found + [no_look], bank, 1)]) == [
         "A", "C", "D", "B", "E", "E",
     ]  # fmt: skip
+
+
+def test_looks_from_another_encoder_are_left_out_not_compared():
+    """Find's CLIP looks (512-d) next to a detector that embeds in 3-d (a stand-in): no crash,
+    only comparable looks count."""
+    import numpy as np
+
+    from tracker.discovery.exemplars import ExemplarBank
+
+    bank = ExemplarBank()
+    bank.add(1, np.ones(512, np.float32))
+    bank.add_negative(np.ones(512, np.float32))
+    assert bank.similarity(np.array([1.0, 0.0, 0.0])) is None
+    assert bank.negative_similarity(np.array([1.0, 0.0, 0.0])) is None
+    assert bank.score(30.0, np.array([1.0, 0.0, 0.0])) == 30.0
+    bank.add(2, np.array([1.0, 0.0, 0.0]))
+    assert bank.similarity(np.array([1.0, 0.0, 0.0])) == 100.0
+    assert abs(bank.similarity(np.ones(512, np.float32)) - 100.0) < 1e-3

@@ -180,6 +180,12 @@ def _unit(embedding: np.ndarray) -> np.ndarray:
 
 
 def _best(embedding: np.ndarray | None, vectors: list[np.ndarray]) -> float | None:
-    if embedding is None or not vectors:
+    """Best ``100·cos`` of ``embedding`` to ``vectors``; looks of another size (another encoder's:
+    a detector that embeds differently from Find) cannot be compared and are left out."""
+    if embedding is None:
         return None
-    return float(100.0 * np.max(np.stack(vectors) @ _unit(embedding)))
+    unit = _unit(embedding)
+    comparable = [v for v in vectors if v.shape == unit.shape]
+    if not comparable:
+        return None
+    return float(100.0 * np.max(np.stack(comparable) @ unit))
