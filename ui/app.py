@@ -291,7 +291,7 @@ def _find_step(ready: bool) -> FindStep:
                 text.NO_CANDIDATES_YET, elem_id="find-status", elem_classes=["status", "progress-host"]
             )
         gallery = gr.Gallery(
-            label="Candidates (best first)",
+            label="Candidates",
             elem_id="candidates",
             columns=4,
             height="auto",

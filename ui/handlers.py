@@ -302,9 +302,9 @@ class Handlers:
             if key not in cache:
                 drawn = self.services.draw_candidate(ws.frame(candidate.frame_idx), candidate.mask, rank + 1)
                 cache[key] = _thumbnail(drawn)
-            caption = f"#{rank + 1} · {_score_text(candidate)} · {text.format_time(candidate.time)} (frame {candidate.frame_idx})"
-            if rank in accepted:
-                caption += f" · ✓ object {accepted[rank]}"
+            # the object first: a long caption is cut at the end
+            made = f" · ✓ object {accepted[rank]}" if rank in accepted else ""
+            caption = f"#{rank + 1}{made} · {_score_text(candidate)} · {text.format_time(candidate.time)} (frame {candidate.frame_idx})"
             items.append((cache[key], caption))
             shown.add(key)
         # pictures of places no longer shown go (a re-ranked list redraws the moved ones)
