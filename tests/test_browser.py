@@ -642,6 +642,9 @@ def more_like_and_reject(page, url: str, video: Path, shots: list[Path], timeout
         raise AssertionError(f"{error}; the page says {said}") from None
 
 
+HIGHLIGHT = "() => [...document.querySelectorAll('#candidates .thumbnail-item')].map(e => e.classList.contains('selected'))"
+
+
 def _wait_chips(page, count: int, flow: Flow) -> None:
     page.wait_for_function(
         "(n) => document.querySelectorAll('#object-legend .chip').length === n",
@@ -676,9 +679,12 @@ def _more_like_and_reject(page, url: str, video: Path, flow: Flow) -> dict:
         timeout=flow.timeout_ms,
     )
     seen["more"] = _shown(page)
+    page.wait_for_timeout(300)  # the highlight's update follows the gallery's
+    seen["more_highlight"] = page.evaluate(HIGHLIGHT)
     seen["more_captions"] = page.locator(captions).all_inner_texts()
     flow.no_error_toast()
     _close_toasts(page)
+    page.mouse.move(0, 0)  # no hover frame on the clicked place
     flow.shot("find-more-like", "#step-find")
 
     # B, the pure red, becomes object 2; then "Not this one"
@@ -694,7 +700,13 @@ def _more_like_and_reject(page, url: str, video: Path, flow: Flow) -> dict:
     seen["rejected"] = _shown(page)
     seen["rejected_captions"] = page.locator(captions).all_inner_texts()
     seen["chips"] = page.locator("#object-legend .chip").all_inner_texts()
+    page.wait_for_timeout(300)
+    seen["reject_highlight"] = page.evaluate(HIGHLIGHT)
     flow.no_error_toast()
+    # the gallery still takes clicks: the last one (E) becomes object 2
+    page.locator("#candidates img").nth(3).click()
+    _wait_chips(page, 2, flow)
+    seen["after_highlight"] = page.evaluate(HIGHLIGHT)
     return seen
 
 
@@ -753,15 +765,19 @@ def test_more_like_this_and_not_this_one_in_a_browser(tmp_path, monkeypatch):
     assert "likeness to red" in seen["more_status"], seen
     assert seen["more_captions"][0].startswith("#1 · ✓ object 1 · score 81.6 ·")
     assert not any("(text" in caption for caption in seen["more_captions"]), seen
+    # the highlight moved with the clicked candidate (#4 → #1): "Not this one" now would mean A
+    assert seen["more_highlight"] == [True, False, False, False, False], seen
     # not B: it and object 2 (made from it) are gone; D, B's look-alike, ranks below A's
     assert "Candidate #4 rejected" in seen["reject_status"] and "Removed red 2" in seen["reject_status"], seen
     assert seen["rejected"] == ["C", "A", "D", "E"], seen
     assert "✓ object 1" in seen["rejected_captions"][1], seen
+    assert not any(seen["reject_highlight"]), seen  # nothing selected: the rejected one is gone
     d = seen["rejected_captions"][2]
     score, text_score = (float(v) for v in re.search(r"score ([\d.]+) \(text ([\d.]+)\)", d).groups())
     assert score < text_score - 10, d  # penalised, the text score beside it
     assert len(seen["chips"]) == 1 and "red" in seen["chips"][0], seen
-    assert objects == {1: "red"}
+    assert seen["after_highlight"] == [False, False, False, True], seen
+    assert objects == {1: "red", 2: "red 2"}  # 2 is E, clicked after the rejection
     assert elapsed < 60, f"{elapsed:.0f} s"
     print(f"more like this / not this one in a browser: {elapsed:.1f} s")
 

@@ -395,6 +395,14 @@ class Handlers:
         return FindView(session, self._gallery(session, ws.candidates), status)
 
     @guarded
+    def gallery_selection(self, session: UISession | None, request: gr.Request = None) -> Any:
+        """The gallery's highlight on the selected candidate where the re-ranking moved it (or
+        none): the page keeps the highlight on the place that was clicked, not on the candidate."""
+        session = self.session(session, request)
+        selected = session.selected_candidate
+        return gr.update(selected_index=-1 if selected is None else selected)  # the page ignores None
+
+    @guarded
     def find_view(self, session: UISession | None, request: gr.Request = None) -> FindView:
         session = self.session(session, request)
         if session.workspace is None or not session.workspace.candidates:
