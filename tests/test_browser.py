@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -578,6 +579,207 @@ def test_discovery_finds_a_new_object_in_a_browser(tmp_path):
     assert tint[disc].mean() > 3 * max(tint[~(disc | truth[frames_count - 1][0])].mean(), 1.0)
     assert elapsed < 60, f"{elapsed:.0f} s"
     print(f"discovery in a browser: {elapsed:.1f} s; {seen['times']}")
+
+
+def _shade_scene() -> list:
+    """Five still discs in a row, the looks of tests/test_find_exemplars.py (A … E, left to right)."""
+    from tests.standins_discovery import Disc
+    from tests.test_find_exemplars import LOOKS
+
+    return [
+        Disc(colour, 10, lambda f, x=14 + 25 * i: (x, 48)) for i, (colour, _) in enumerate(LOOKS.values())
+    ]
+
+
+class StandInShadeFinder:
+    """Find's finder, in a moment: the discs of :func:`_shade_scene` on frame 0 as candidates,
+    embedded by the colour stand-in for CLIP (``tests.test_find_exemplars.ENCODER``) and
+    scored for "red" as Find scores a crop, best text score first."""
+
+    def find(self, reader, prompt, negative_prompt=None, cancel=None):
+        from tests.standins_discovery import render_scene
+        from tests.test_find_exemplars import ENCODER, look
+        from tracker.candidates.finder import FinderEvent
+        from tracker.masks import mask_box
+        from tracker.types import Candidate
+
+        _, truth = render_scene(_shade_scene(), 1)
+        found = []
+        for name, mask in zip("ABCDE", truth[0], strict=True):
+            embedding = look(name)
+            score = float(100.0 * embedding @ ENCODER.text(prompt))
+            found.append(
+                Candidate(0, 0.0, mask, mask_box(mask), score, area=int(mask.sum()), embedding=embedding)
+            )
+        found.sort(key=lambda c: -c.score)
+        yield FinderEvent("done", 1.0, "done", found, new_frame=0)
+
+
+def _shown(page) -> list[str]:
+    """The gallery's candidates as the page captions them, named A … E by their text score
+    (the caption's "(text …)" once the looks moved the score, else its score)."""
+    from tests.test_find_exemplars import ENCODER, look
+
+    text_scores = {name: round(float(100.0 * look(name) @ ENCODER.text("red")), 1) for name in "ABCDE"}
+    names = []
+    for caption in page.locator("#candidates .caption-label").all_inner_texts():
+        match = re.search(r"\(text (-?[\d.]+)\)", caption) or re.search(r"score (-?[\d.]+)", caption)
+        assert match, caption
+        value = float(match.group(1))
+        names.append(min(text_scores, key=lambda n: abs(text_scores[n] - value)))
+    return names
+
+
+def more_like_and_reject(page, url: str, video: Path, shots: list[Path], timeout_s: float = 30) -> dict:
+    """Find "red"; click A (4th by text) → object 1; Find more like this; click B (pure red) →
+    object 2; Not this one. Returns what the gallery, the status lines and the objects showed."""
+    flow = Flow(page, shots, timeout_s)
+    try:
+        return _more_like_and_reject(page, url, video, flow)
+    except Exception as error:
+        page.screenshot(path=str(flow.shots[0] / "failed.png"), full_page=True)
+        said = {sel: page.locator(sel).inner_text() for sel in ("#find-status", "#refine-status")}
+        raise AssertionError(f"{error}; the page says {said}") from None
+
+
+HIGHLIGHT = "() => [...document.querySelectorAll('#candidates .thumbnail-item')].map(e => e.classList.contains('selected'))"
+
+
+def _wait_chips(page, count: int, flow: Flow) -> None:
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('#object-legend .chip').length === n",
+        arg=count,
+        timeout=flow.timeout_ms,
+    )
+
+
+def _more_like_and_reject(page, url: str, video: Path, flow: Flow) -> dict:
+    seen: dict = {}
+    captions = "#candidates .caption-label"
+    page.goto(url)
+    page.wait_for_selector("#find-btn")
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    flow.wait_text("#estimate", "frames")
+    page.locator("#prompt input, #prompt textarea").first.fill("red")
+    page.locator("#find-btn").click()
+    flow.wait_text("#find-status", "Click one")
+    seen["found"] = _shown(page)
+
+    # A, the 4th by its text score, becomes object 1
+    page.locator("#candidates img").nth(seen["found"].index("A")).click()
+    _wait_chips(page, 1, flow)
+    flow.wait_text("#candidates", "✓ object 1")
+    seen["picked"] = page.locator("#refine-status").inner_text()
+
+    # Find more like this: A's look-alikes first
+    page.locator("#more-like-btn").click()
+    seen["more_status"] = flow.wait_text("#find-status", "likeness")
+    page.wait_for_function(  # the gallery redrawn: the object's candidate first
+        "() => (document.querySelector('#candidates .caption-label')?.innerText || '').includes('✓ object 1')",
+        timeout=flow.timeout_ms,
+    )
+    seen["more"] = _shown(page)
+    page.wait_for_timeout(300)  # the highlight's update follows the gallery's
+    seen["more_highlight"] = page.evaluate(HIGHLIGHT)
+    seen["more_captions"] = page.locator(captions).all_inner_texts()
+    flow.no_error_toast()
+    _close_toasts(page)
+    page.mouse.move(0, 0)  # no hover frame on the clicked place
+    flow.shot("find-more-like", "#step-find")
+
+    # B, the pure red, becomes object 2; then "Not this one"
+    page.locator("#candidates img").nth(seen["more"].index("B")).click()
+    _wait_chips(page, 2, flow)
+    flow.wait_text("#candidates", "✓ object 2")
+    page.locator("#reject-candidate-btn").click()
+    seen["reject_status"] = flow.wait_text("#find-status", "rejected")
+    _wait_chips(page, 1, flow)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#candidates .caption-label').length === 4", timeout=flow.timeout_ms
+    )
+    seen["rejected"] = _shown(page)
+    seen["rejected_captions"] = page.locator(captions).all_inner_texts()
+    seen["chips"] = page.locator("#object-legend .chip").all_inner_texts()
+    page.wait_for_timeout(300)
+    seen["reject_highlight"] = page.evaluate(HIGHLIGHT)
+    flow.no_error_toast()
+    # the gallery still takes clicks: the last one (E) becomes object 2
+    page.locator("#candidates img").nth(3).click()
+    _wait_chips(page, 2, flow)
+    seen["after_highlight"] = page.evaluate(HIGHLIGHT)
+    return seen
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_more_like_this_and_not_this_one_in_a_browser(tmp_path, monkeypatch):
+    """Step 2's "Find more like this" and "Not this one", clicked as a person would.
+
+    Five still discs: A … E of tests/test_find_exemplars.py (A an orange red, B pure red, C like
+    A, D like B, E blue). Random weights make CLIP's scores noise, so Find's finder is a named
+    stand-in (:class:`StandInShadeFinder`: the discs as candidates, scored and embedded by the
+    colour stand-in for CLIP) and SAM 2's session the colour-blob one (``Workspace.session_factory``);
+    the workspace, its exemplar ranking, the handlers and the page are the real ones.
+    """
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    import tracker.engine
+    from tests.standins_discovery import StandInBlobSession, write_scene
+    from tracker.settings import Settings
+    from ui.app import build_demo, launch_style
+    from ui.services import Services
+
+    monkeypatch.setattr(tracker.engine, "build_finder", lambda *args: StandInShadeFinder())
+    clip = write_scene(tmp_path / "shades.mp4", _shade_scene(), 6)
+    services = Services.from_settings(
+        Settings(random_weights=True, preset="fast", image_size=256, max_size=256), tmp_path / "sessions"
+    )
+    opener = services.open_workspace
+
+    def open_with_standins(*args, **kwargs):
+        ws = opener(*args, **kwargs)
+        ws.session_factory = StandInBlobSession.of
+        return ws
+
+    services.open_workspace = open_with_standins
+    demo = build_demo(services)
+    port = free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_style())
+    started = time.perf_counter()
+    try:
+        with playwright_api.sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport=VIEWPORT)
+            seen = more_like_and_reject(
+                page, f"http://127.0.0.1:{port}/", clip, [tmp_path / "shots", SCREENSHOTS]
+            )
+            (session,) = demo.session_store.live()
+            objects = {oid: obj.name for oid, obj in session.workspace.objects.items()}
+            browser.close()
+    finally:
+        demo.close()
+    elapsed = time.perf_counter() - started
+    assert seen["found"] == ["B", "D", "C", "A", "E"], seen  # by the text score for "red"
+    assert "Following candidate #4 as red" in seen["picked"], seen
+    # more like A: its own candidate first, then C (its look-alike); scores as they were
+    assert seen["more"] == ["A", "C", "D", "B", "E"], seen
+    assert "likeness to red" in seen["more_status"], seen
+    assert seen["more_captions"][0].startswith("#1 · ✓ object 1 · score 81.6 ·")
+    assert not any("(text" in caption for caption in seen["more_captions"]), seen
+    # the highlight moved with the clicked candidate (#4 → #1): "Not this one" now would mean A
+    assert seen["more_highlight"] == [True, False, False, False, False], seen
+    # not B: it and object 2 (made from it) are gone; D, B's look-alike, ranks below A's
+    assert "Candidate #4 rejected" in seen["reject_status"] and "Removed red 2" in seen["reject_status"], seen
+    assert seen["rejected"] == ["C", "A", "D", "E"], seen
+    assert "✓ object 1" in seen["rejected_captions"][1], seen
+    assert not any(seen["reject_highlight"]), seen  # nothing selected: the rejected one is gone
+    d = seen["rejected_captions"][2]
+    score, text_score = (float(v) for v in re.search(r"score ([\d.]+) \(text ([\d.]+)\)", d).groups())
+    assert score < text_score - 10, d  # penalised, the text score beside it
+    assert len(seen["chips"]) == 1 and "red" in seen["chips"][0], seen
+    assert seen["after_highlight"] == [False, False, False, True], seen
+    assert objects == {1: "red", 2: "red 2"}  # 2 is E, clicked after the rejection
+    assert elapsed < 60, f"{elapsed:.0f} s"
+    print(f"more like this / not this one in a browser: {elapsed:.1f} s")
 
 
 def _overlay_frame(data: bytes, folder: Path, index: int) -> np.ndarray:

@@ -291,7 +291,7 @@ def _find_step(ready: bool) -> FindStep:
                 text.NO_CANDIDATES_YET, elem_id="find-status", elem_classes=["status", "progress-host"]
             )
         gallery = gr.Gallery(
-            label="Candidates (best first)",
+            label="Candidates",
             elem_id="candidates",
             columns=4,
             height="auto",
@@ -524,11 +524,12 @@ def _wire_input_and_find(page: Page, handlers: Handlers, review_loop: review.Rev
         handlers.find_view, [session], find_out, **PRIVATE
     )
     # "Not this one" may remove the object the candidate became (SAM 2's state): the model slot
-    find.reject.click(gpu(handlers.reject_candidate), [session], find_out, **model, **PRIVATE).success(
-        handlers.refine, [session], refine_out, **PRIVATE
-    )
+    reject = find.reject.click(gpu(handlers.reject_candidate), [session], find_out, **model, **PRIVATE)
+    reject.success(handlers.refine, [session], refine_out, **PRIVATE)
     # re-ranking by stored embeddings: no model
-    find.more_like.click(handlers.more_like, [session], find_out, **PRIVATE)
+    more_like = find.more_like.click(handlers.more_like, [session], find_out, **PRIVATE)
+    for reranked in (reject, more_like):  # the highlight follows the selected candidate
+        reranked.success(handlers.gallery_selection, [session], [find.gallery], **PRIVATE)
 
 
 def _wire_refine(page: Page, handlers: Handlers, model: dict) -> None:

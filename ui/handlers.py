@@ -302,9 +302,9 @@ class Handlers:
             if key not in cache:
                 drawn = self.services.draw_candidate(ws.frame(candidate.frame_idx), candidate.mask, rank + 1)
                 cache[key] = _thumbnail(drawn)
-            caption = f"#{rank + 1} · {_score_text(candidate)} · {text.format_time(candidate.time)} (frame {candidate.frame_idx})"
-            if rank in accepted:
-                caption += f" · ✓ object {accepted[rank]}"
+            # the object first: a long caption is cut at the end
+            made = f" · ✓ object {accepted[rank]}" if rank in accepted else ""
+            caption = f"#{rank + 1}{made} · {_score_text(candidate)} · {text.format_time(candidate.time)} (frame {candidate.frame_idx})"
             items.append((cache[key], caption))
             shown.add(key)
         # pictures of places no longer shown go (a re-ranked list redraws the moved ones)
@@ -393,6 +393,14 @@ class Handlers:
         name = escape(ws.objects[object_id].name)
         status = f"Candidates re-ranked by their likeness to **{name}**."
         return FindView(session, self._gallery(session, ws.candidates), status)
+
+    @guarded
+    def gallery_selection(self, session: UISession | None, request: gr.Request = None) -> Any:
+        """The gallery's highlight on the selected candidate where the re-ranking moved it (or
+        none): the page keeps the highlight on the place that was clicked, not on the candidate."""
+        session = self.session(session, request)
+        selected = session.selected_candidate
+        return gr.update(selected_index=-1 if selected is None else selected)  # the page ignores None
 
     @guarded
     def find_view(self, session: UISession | None, request: gr.Request = None) -> FindView:
