@@ -291,18 +291,25 @@ class Workspace:
         """``candidates`` re-scored with the exemplars of the objects here and every negative
         one, best first (:func:`tracker.discovery.exemplars.exemplar_ranking`); as they are
         while there are no exemplars."""
+        return self._ranking(candidates)[0]
+
+    def _ranking(self, candidates: list[Candidate]) -> tuple[list[Candidate], list[int]]:
+        """:meth:`ranked` and the order (old index of each new position)."""
         with self._lock:
             bank = self.exemplars
             if bank is None:
-                return list(candidates)
+                return list(candidates), list(range(len(candidates)))
             from .discovery import exemplar_ranking
 
             looks = [oid for oid in bank.object_ids if oid in self.objects]
-            return exemplar_ranking(candidates, bank, looks)[0]
+            return exemplar_ranking(candidates, bank, looks)
 
-    def _check_candidate(self, index: int) -> Candidate:
+    def _check_candidates(self) -> None:
         if not self.candidates:
             raise InputError("There are no candidates yet: run Find first.")
+
+    def _check_candidate(self, index: int) -> Candidate:
+        self._check_candidates()
         if not 0 <= index < len(self.candidates):
             raise InputError(f"There is no candidate {index + 1}; pick one from the list.")
         return self.candidates[index]
@@ -319,14 +326,7 @@ class Workspace:
             if candidate.embedding is not None:
                 self._exemplar_bank().add_negative(candidate.embedding)
             kept = [i for i in range(len(self.candidates)) if i != index]
-            rest = [self.candidates[i] for i in kept]
-            if self.exemplars is None:
-                self.candidates = rest
-                return kept
-            from .discovery import exemplar_ranking
-
-            looks = [oid for oid in self.exemplars.object_ids if oid in self.objects]
-            self.candidates, order = exemplar_ranking(rest, self.exemplars, looks)
+            self.candidates, order = self._ranking([self.candidates[i] for i in kept])
             return [kept[i] for i in order]
 
     def more_like(self, object_id: int) -> list[int]:
@@ -334,8 +334,7 @@ class Workspace:
         ``object_id``'s exemplars (:func:`tracker.discovery.exemplars.likeness_ranking`; scores
         unchanged). Returns the new order as the old index of each candidate."""
         with self._lock:
-            if not self.candidates:
-                raise InputError("There are no candidates yet: run Find first.")
+            self._check_candidates()
             self._check_object(object_id)
             bank = self.exemplars
             if bank is None or not bank.exemplars(object_id):
