@@ -85,6 +85,14 @@ def _discovery_options(discover: bool, every: float | None) -> dict[str, Any]:
     return {"discover": DiscoveryConfig(every=max(1, int(every or DEFAULT_EVERY)))}
 
 
+def _selected_candidate(session: UISession, ws: Any, missing: str) -> int:
+    """The index of the last clicked candidate, still in ``ws.candidates``; else ``missing``."""
+    index = session.selected_candidate
+    if index is None or not 0 <= index < len(ws.candidates):
+        raise InputError(missing)
+    return index
+
+
 def _found_line(ws: Any, record: Any) -> str:
     """``#3 (dog 3) found at 0:07, score 27.4``: the record with its object's name."""
     obj = ws.objects.get(record.object_id)
@@ -348,9 +356,7 @@ class Handlers:
         session = self.session(session, request)
         ws = self.workspace(session)
         self._check_idle(session, "use the candidate")
-        index = session.selected_candidate
-        if index is None or not 0 <= index < len(ws.candidates):
-            raise InputError("Click a candidate in the list first.")
+        index = _selected_candidate(session, ws, "Click a candidate in the list first.")
         object_id = self._current_object(session)
         ws.accept_candidate(index, object_id)
         if object_id is None:
@@ -367,9 +373,9 @@ class Handlers:
         session = self.session(session, request)
         ws = self.workspace(session)
         self._check_idle(session, "reject a candidate")
-        index = session.selected_candidate
-        if index is None or not 0 <= index < len(ws.candidates):
-            raise InputError("Click the wrong candidate in the list first, then press Not this one.")
+        index = _selected_candidate(
+            session, ws, "Click the wrong candidate in the list first, then press Not this one."
+        )
         object_id = session.accepted.get(index)
         note = f"Candidate #{index + 1} rejected: the ones that look like it now rank lower."
         if object_id in ws.objects:  # first, so its look no longer lifts the look-alikes
