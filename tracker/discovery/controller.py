@@ -183,10 +183,8 @@ class Discovery:
         started = time.perf_counter()
         frame_idx = result.frame_idx
         frame = self.frame_of(frame_idx)
-        if self.config.skip_covered:
-            detections = list(self.detector.detect(frame_idx, frame, covered=result.masks))
-        else:
-            detections = list(self.detector.detect(frame_idx, frame))
+        covered = result.masks if self.config.skip_covered else None
+        detections = list(self.detector.detect(frame_idx, frame, covered=covered))
         report = CheckReport(frame_idx, result, candidates=len(detections))
         report.detect_seconds = time.perf_counter() - started
         cfg = self.config
