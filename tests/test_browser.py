@@ -148,6 +148,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def plug_standins(services, **hooks) -> None:
+    """Every workspace the app opens gets these stand-in hooks (``session_factory``,
+    ``discovery_detector``: see :class:`tracker.workspace.Workspace`) before it is used."""
+    opener = services.open_workspace
+
+    def open_with_standins(*args, **kwargs):
+        ws = opener(*args, **kwargs)
+        for name, hook in hooks.items():
+            setattr(ws, name, hook)
+        return ws
+
+    services.open_workspace = open_with_standins
+
+
 def launch_browser(playwright):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -336,14 +350,7 @@ def test_discovery_switch_in_a_browser(tmp_path):
     services = Services.from_settings(
         Settings(random_weights=True, preset="fast", image_size=256, max_size=256), tmp_path / "sessions"
     )
-    opener = services.open_workspace
-
-    def open_with_standin(*args, **kwargs):
-        ws = opener(*args, **kwargs)
-        ws.discovery_detector = lambda workspace: StandInComponentDetector("red", "blue")
-        return ws
-
-    services.open_workspace = open_with_standin
+    plug_standins(services, discovery_detector=lambda workspace: StandInComponentDetector("red", "blue"))
     demo = build_demo(services)
     port = free_port()
     demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_style())
@@ -521,15 +528,11 @@ def test_discovery_finds_a_new_object_in_a_browser(tmp_path):
     services = Services.from_settings(
         Settings(random_weights=True, preset="fast", image_size=256, max_size=256), tmp_path / "sessions"
     )
-    opener = services.open_workspace
-
-    def open_with_standins(*args, **kwargs):
-        ws = opener(*args, **kwargs)
-        ws.session_factory = StandInBlobSession.of
-        ws.discovery_detector = lambda workspace: StandInComponentDetector("red", "blue")
-        return ws
-
-    services.open_workspace = open_with_standins
+    plug_standins(
+        services,
+        session_factory=StandInBlobSession.of,
+        discovery_detector=lambda workspace: StandInComponentDetector("red", "blue"),
+    )
     demo = build_demo(services)
     port = free_port()
     demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_style())
@@ -733,14 +736,7 @@ def test_more_like_this_and_not_this_one_in_a_browser(tmp_path, monkeypatch):
     services = Services.from_settings(
         Settings(random_weights=True, preset="fast", image_size=256, max_size=256), tmp_path / "sessions"
     )
-    opener = services.open_workspace
-
-    def open_with_standins(*args, **kwargs):
-        ws = opener(*args, **kwargs)
-        ws.session_factory = StandInBlobSession.of
-        return ws
-
-    services.open_workspace = open_with_standins
+    plug_standins(services, session_factory=StandInBlobSession.of)
     demo = build_demo(services)
     port = free_port()
     demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_style())
